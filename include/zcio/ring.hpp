@@ -1,0 +1,83 @@
+// Ring: one io_uring instance, set up with the best flags the kernel allows, and its event loop.
+//
+// Every SQE zcio submits carries a pointer to a Completion (an intrusive record embedded in the
+// operation that owns the request); run() dispatches each CQE through that record's function
+// pointer: no allocation, no virtual call, no lookup table. One Ring per thread; nothing is global.
+//
+//   zcio::Ring ring;                                  // SINGLE_ISSUER|DEFER_TASKRUN where allowed
+//   struct Nop : zcio::Completion { int res = 1; } op;
+//   op.fn = [](zcio::Completion* c, const io_uring_cqe& cqe) { static_cast<Nop*>(c)->res = cqe.res; };
+//   io_uring_prep_nop(ring.sqe()); io_uring_sqe_set_data(..., &op);
+//   ring.run(1);                                      // submits, waits for one CQE, dispatches it
+#pragma once
+
+#include <liburing.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace zcio {
+
+// The intrusive completion record. A CQE whose user_data is 0 is ignored (cancel requests, etc.).
+struct Completion {
+    using Fn = void (*)(Completion* self, const io_uring_cqe& cqe);
+    Fn fn = nullptr;
+};
+
+struct RingOptions {
+    unsigned sq_entries = 256;
+    // 0: 8 × sq_entries. A zero-copy send posts two CQEs (result + notification) and notifications
+    // can lag by a whole socket buffer, so the CQ needs far more room than the SQ.
+    unsigned cq_entries = 0;
+    bool single_issuer = true;      // SINGLE_ISSUER|DEFER_TASKRUN, else COOP_TASKRUN, else plain
+    bool cqe32 = false;             // 32-byte CQEs (zcrx needs them)
+    bool register_ring_fd = true;   // saves an fget/fput per io_uring_enter
+};
+
+class Ring {
+public:
+    explicit Ring(const RingOptions& options = {});
+    ~Ring();
+    Ring(const Ring&) = delete;
+    Ring& operator=(const Ring&) = delete;
+
+    io_uring* native() noexcept { return &ring_; }
+    unsigned setup_flags() const noexcept { return ring_.flags; }
+    unsigned features() const noexcept { return features_; }
+    unsigned sq_entries() const noexcept { return ring_.sq.ring_entries; }
+    unsigned cq_entries() const noexcept { return ring_.cq.ring_entries; }
+    bool ring_fd_registered() const noexcept { return ring_fd_registered_; }
+    bool defer_taskrun() const noexcept;
+    // "SINGLE_ISSUER|DEFER_TASKRUN|SUBMIT_ALL, sq 256, cq 2048, registered fd" and why a fallback.
+    std::string describe() const;
+
+    // A free SQE; submits what is queued when the SQ is full, so it never returns null.
+    io_uring_sqe* sqe();
+    // Submits queued SQEs. Returns how many, or -errno.
+    int submit();
+    // Submits, then dispatches every ready CQE; waits for at least `wait_nr` first (0: no wait),
+    // at most `timeout` (zero: no limit). Returns CQEs dispatched, or -ETIME on timeout, or -errno.
+    int run(unsigned wait_nr = 0, std::chrono::nanoseconds timeout = std::chrono::nanoseconds::zero());
+
+    // Times the CQ overflowed into the kernel's backlog (no CQE was lost: the kernel keeps them).
+    std::uint64_t cq_overflows() const noexcept { return cq_overflows_; }
+    // Requests in flight that still own memory when their owner must go (see SendEngine's
+    // destructor) are parked here; the ring outlives every CQE that could point into them.
+    void keep_until_exit(std::shared_ptr<void> storage) { parked_.push_back(std::move(storage)); }
+
+private:
+    int dispatch_ready();
+
+    io_uring ring_{};
+    unsigned features_ = 0;
+    bool ring_fd_registered_ = false;
+    bool in_dispatch_ = false;
+    std::string fallback_reason_;
+    std::uint64_t cq_overflows_ = 0;
+    std::vector<std::shared_ptr<void>> parked_;
+};
+
+}  // namespace zcio

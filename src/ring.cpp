@@ -1,0 +1,166 @@
+#include "zcio/ring.hpp"
+
+#include "uring_compat.hpp"
+#include "zcio/error.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+namespace zcio {
+namespace {
+
+struct FlagName {
+    unsigned flag;
+    const char* name;
+};
+
+constexpr FlagName setup_flag_names[] = {
+    {IORING_SETUP_SQPOLL, "SQPOLL"},
+    {IORING_SETUP_CQSIZE, "CQSIZE"},
+    {IORING_SETUP_SUBMIT_ALL, "SUBMIT_ALL"},
+    {IORING_SETUP_COOP_TASKRUN, "COOP_TASKRUN"},
+    {IORING_SETUP_TASKRUN_FLAG, "TASKRUN_FLAG"},
+    {IORING_SETUP_CQE32, "CQE32"},
+    {IORING_SETUP_SINGLE_ISSUER, "SINGLE_ISSUER"},
+    {IORING_SETUP_DEFER_TASKRUN, "DEFER_TASKRUN"},
+};
+
+}  // namespace
+
+Ring::Ring(const RingOptions& options) {
+    const unsigned cq = options.cq_entries ? options.cq_entries : options.sq_entries * 8;
+    if (options.sq_entries == 0 || cq < options.sq_entries)
+        throw SetupError("bad RingOptions: sq_entries " + std::to_string(options.sq_entries) +
+                             ", cq_entries " + std::to_string(cq), 0,
+                         "sq_entries must be > 0 and cq_entries >= sq_entries (0 picks 8 x sq)");
+    const unsigned base = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL |
+                          (options.cqe32 ? IORING_SETUP_CQE32 : 0U);
+    // Best first. DEFER_TASKRUN runs completion work only when we ask for events, in our thread:
+    // fewer interrupts of the hot loop. It requires SINGLE_ISSUER (we are: one ring per thread).
+    const unsigned attempts[] = {
+        options.single_issuer ? base | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN : base,
+        base | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+        base,
+    };
+    int err = 0;
+    for (unsigned flags : attempts) {
+        io_uring_params p{};
+        p.flags = flags;
+        p.cq_entries = cq;
+        err = io_uring_queue_init_params(options.sq_entries, &ring_, &p);
+        if (err == 0) {
+            features_ = p.features;
+            break;
+        }
+        if (!fallback_reason_.empty()) fallback_reason_ += "; ";
+        fallback_reason_ += "flags 0x" + [&] {
+            char b[16];
+            std::snprintf(b, sizeof b, "%x", flags);
+            return std::string(b);
+        }() + " refused with " + errno_string(err);
+        if (err != -EINVAL) break;  // only EINVAL means "flag unknown"; anything else is real
+    }
+    if (err != 0) {
+        throw SetupError("io_uring_queue_init_params failed", err,
+                         err == -ENOMEM ? "lower sq_entries/cq_entries or raise `ulimit -l`"
+                         : err == -EPERM ? "io_uring may be disabled: check /proc/sys/kernel/io_uring_disabled"
+                                         : "check that the kernel has io_uring (5.19+ for zero-copy send)");
+    }
+    if (options.register_ring_fd) ring_fd_registered_ = io_uring_register_ring_fd(&ring_) == 1;
+}
+
+Ring::~Ring() {
+    // io_uring_queue_exit waits for the kernel to drop every request; parked storage goes after it.
+    io_uring_queue_exit(&ring_);
+    parked_.clear();
+}
+
+bool Ring::defer_taskrun() const noexcept { return (ring_.flags & IORING_SETUP_DEFER_TASKRUN) != 0; }
+
+std::string Ring::describe() const {
+    std::string s;
+    for (const auto& f : setup_flag_names) {
+        if ((ring_.flags & f.flag) == 0 || f.flag == IORING_SETUP_CQSIZE) continue;
+        if (!s.empty()) s += '|';
+        s += f.name;
+    }
+    if (s.empty()) s = "no setup flags";
+    s += ", sq " + std::to_string(sq_entries()) + ", cq " + std::to_string(cq_entries());
+    s += ring_fd_registered_ ? ", registered ring fd" : ", ring fd not registered";
+    if (!fallback_reason_.empty()) s += " (fell back: " + fallback_reason_ + ")";
+    return s;
+}
+
+io_uring_sqe* Ring::sqe() {
+    io_uring_sqe* s = io_uring_get_sqe(&ring_);
+    while (s == nullptr) {
+        // SQ full: hand what we have to the kernel. EBUSY means the CQ backlog must drain first.
+        if (submit() == -EBUSY) dispatch_ready();
+        s = io_uring_get_sqe(&ring_);
+    }
+    return s;
+}
+
+int Ring::submit() {
+    int r = io_uring_submit(&ring_);
+    return r;
+}
+
+int Ring::run(unsigned wait_nr, std::chrono::nanoseconds timeout) {
+    int total = 0;
+    for (;;) {
+        int r;
+        if (wait_nr == 0) {
+            // Submit and, with DEFER_TASKRUN, run the deferred work that posts CQEs.
+            r = io_uring_submit_and_get_events(&ring_);
+        } else if (timeout.count() > 0) {
+            __kernel_timespec ts{};
+            ts.tv_sec = static_cast<long long>(timeout.count() / 1'000'000'000);
+            ts.tv_nsec = static_cast<long long>(timeout.count() % 1'000'000'000);
+            io_uring_cqe* cqe = nullptr;
+            r = io_uring_submit_and_wait_timeout(&ring_, &cqe, wait_nr, &ts, nullptr);
+        } else {
+            r = io_uring_submit_and_wait(&ring_, wait_nr);
+        }
+        if (r < 0 && r != -EINTR && r != -EBUSY && r != -ETIME && r != -EAGAIN) return r;
+        const int n = dispatch_ready();
+        total += n;
+        if (r == -ETIME && total == 0) return -ETIME;
+        if (io_uring_cq_has_overflow(&ring_)) continue;  // backlog left: go back for it
+        if (r == -EINTR || r == -EBUSY) continue;
+        if (static_cast<unsigned>(total) >= wait_nr) return total;
+        if (r == -ETIME) return total;
+    }
+}
+
+int Ring::dispatch_ready() {
+    // A handler may submit new work (it gets SQEs from us) but must not re-enter run(): the CQEs it
+    // would reap are the ones we are walking.
+    if (in_dispatch_) return 0;
+    in_dispatch_ = true;
+    int n = 0;
+    const bool big = (ring_.flags & IORING_SETUP_CQE32) != 0;
+    io_uring_cqe* cqe = nullptr;
+    bool overflowed = false;
+    for (;;) {
+        // The kernel parks CQEs that do not fit in its overflow list (IORING_FEAT_NODROP) and sets
+        // this flag; peek flushes the backlog into the CQ once we have made room. Nothing is lost,
+        // but an overflow means the CQ is too small for the load: count it so it can be seen.
+        overflowed |= io_uring_cq_has_overflow(&ring_);
+        if (io_uring_peek_cqe(&ring_, &cqe) != 0 || cqe == nullptr) break;
+        // Copy out, then advance: the handler may queue SQEs whose completions reuse this slot.
+        alignas(io_uring_cqe) unsigned char copy[2 * sizeof(io_uring_cqe)];
+        std::memcpy(copy, cqe, big ? 2 * sizeof(io_uring_cqe) : sizeof(io_uring_cqe));
+        io_uring_cqe_seen(&ring_, cqe);
+        const auto& c = *reinterpret_cast<const io_uring_cqe*>(copy);
+        if (auto* target = reinterpret_cast<Completion*>(static_cast<std::uintptr_t>(c.user_data)))
+            target->fn(target, c);
+        ++n;
+    }
+    if (overflowed) ++cq_overflows_;
+    in_dispatch_ = false;
+    return n;
+}
+
+}  // namespace zcio

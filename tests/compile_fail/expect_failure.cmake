@@ -1,0 +1,16 @@
+# Runs the compiler on SRC; succeeds only if compilation fails with the file's expected diagnostic.
+file(STRINGS ${SRC} expect_line REGEX "^// expect: ")
+if(NOT expect_line)
+  message(FATAL_ERROR "${SRC} has no '// expect: <diagnostic text>' line")
+endif()
+string(REGEX REPLACE "^// expect: " "" expect "${expect_line}")
+execute_process(COMMAND ${CXX} -std=c++20 -fsyntax-only -I${INCLUDE} ${SRC}
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(rc EQUAL 0)
+  message(FATAL_ERROR "${SRC} compiled, but it must not: the misuse it shows is no longer rejected")
+endif()
+string(FIND "${err}" "${expect}" where)
+if(where EQUAL -1)
+  message(FATAL_ERROR "${SRC} failed to compile, but not with '${expect}':\n${err}")
+endif()
+message(STATUS "rejected as expected: ${expect}")

@@ -1,0 +1,1 @@
+int zcio_test_support_anchor = 0;
