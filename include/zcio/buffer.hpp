@@ -1,0 +1,101 @@
+// Buffer: a move-only handle to memory a send may hand to the kernel. Holding it is owning it.
+//
+// A zero-copy send lends the pages to the kernel until the notification arrives; touching them
+// before then corrupts what goes on the wire. So the send takes the Buffer by rvalue (the caller's
+// handle is empty afterwards), and gives it back only in the release, after the notification. A
+// copy does not compile; passing an lvalue does not compile; the moved-from handle is empty.
+//
+//   zcio::Buffer buf = arena.take();          // registered memory from a BufferArena
+//   std::memcpy(buf.data(), msg, n); buf.resize(n);
+//   engine.send(sock, std::move(buf), zcio::Storage{[](zcio::SendCompletion c) { /* c.buffer */ }});
+//   zcio::Buffer plain = zcio::Buffer::borrow(my_span);   // unregistered memory also works
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <utility>
+
+namespace zcio {
+
+class Buffer;
+
+// Where a buffer goes back to when its handle is dropped (a BufferArena's pool). A function
+// pointer, not a virtual: it is called once per buffer on the hot path.
+struct BufferHome {
+    void (*give_back)(BufferHome* home, std::uint32_t slot) noexcept = nullptr;
+    const void* registered_on = nullptr;  // the io_uring whose fixed-buffer table holds this memory
+};
+
+class Buffer {
+public:
+    Buffer() noexcept = default;
+    Buffer(Buffer&& o) noexcept { steal(o); }
+    Buffer& operator=(Buffer&& o) noexcept {
+        if (this != &o) {
+            reset();
+            steal(o);
+        }
+        return *this;
+    }
+    Buffer(const Buffer&) = delete;
+    Buffer& operator=(const Buffer&) = delete;
+    ~Buffer() { reset(); }
+
+    // Wraps memory the caller owns and keeps alive until the buffer comes back (unregistered: the
+    // kernel pins its pages per send). Dropping the handle gives nothing back anywhere.
+    static Buffer borrow(std::span<std::byte> memory) noexcept {
+        Buffer b;
+        b.data_ = memory.data();
+        b.capacity_ = memory.size();
+        b.size_ = memory.size();
+        return b;
+    }
+
+    std::byte* data() noexcept { return data_; }
+    const std::byte* data() const noexcept { return data_; }
+    std::size_t size() const noexcept { return size_; }          // bytes to send
+    std::size_t capacity() const noexcept { return capacity_; }
+    void resize(std::size_t n) noexcept { size_ = n <= capacity_ ? n : capacity_; }
+    std::span<std::byte> span() noexcept { return {data_, size_}; }
+    std::span<const std::byte> span() const noexcept { return {data_, size_}; }
+    explicit operator bool() const noexcept { return data_ != nullptr; }
+
+    // Registered memory: the index of its entry in the ring's fixed-buffer table, else -1.
+    int buf_index() const noexcept { return buf_index_; }
+    bool registered_on(const void* ring) const noexcept {
+        return buf_index_ >= 0 && home_ != nullptr && home_->registered_on == ring;
+    }
+
+    // Gives the memory back to its home now (same as dropping the handle).
+    void reset() noexcept {
+        if (home_) home_->give_back(home_, slot_);
+        home_ = nullptr;
+        data_ = nullptr;
+        size_ = capacity_ = 0;
+        buf_index_ = -1;
+    }
+
+private:
+    friend class BufferArena;
+    Buffer(BufferHome* home, std::uint32_t slot, std::byte* data, std::size_t capacity, int buf_index) noexcept
+        : data_(data), size_(capacity), capacity_(capacity), home_(home), slot_(slot), buf_index_(buf_index) {}
+
+    void steal(Buffer& o) noexcept {
+        data_ = std::exchange(o.data_, nullptr);
+        size_ = std::exchange(o.size_, 0);
+        capacity_ = std::exchange(o.capacity_, 0);
+        home_ = std::exchange(o.home_, nullptr);
+        slot_ = o.slot_;
+        buf_index_ = std::exchange(o.buf_index_, -1);
+    }
+
+    std::byte* data_ = nullptr;
+    std::size_t size_ = 0;
+    std::size_t capacity_ = 0;
+    BufferHome* home_ = nullptr;
+    std::uint32_t slot_ = 0;
+    int buf_index_ = -1;
+};
+
+}  // namespace zcio

@@ -1,0 +1,190 @@
+#include "zcio/buffer_arena.hpp"
+
+#include "zcio/error.hpp"
+#include "zcio/ring.hpp"
+
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/uio.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+namespace zcio {
+namespace {
+
+constexpr std::size_t huge_page = 2u << 20;
+// The kernel refuses a single registered buffer larger than 1 GiB; bigger arenas use several
+// table entries, each a whole number of slabs so no slab straddles two.
+constexpr std::size_t max_registered_entry = 1u << 30;
+constexpr std::byte poison_byte{0xDB};
+
+std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
+
+std::string mib(std::size_t bytes) { return std::to_string(bytes >> 20) + " MiB"; }
+
+}  // namespace
+
+const char* to_string(PageKind k) noexcept {
+    switch (k) {
+    case PageKind::huge_2m: return "2 MiB huge pages";
+    case PageKind::transparent_huge: return "transparent huge pages (madvise)";
+    case PageKind::normal: return "4 KiB pages";
+    }
+    return "?";
+}
+
+struct BufferArena::Pool : BufferHome {
+    std::byte* base = nullptr;
+    std::size_t mapped = 0;
+    std::size_t slab_size = 0;
+    std::size_t slab_count = 0;
+    std::size_t slabs_per_entry = 0;
+    PageKind pages = PageKind::normal;
+    bool registered = false;
+    bool poison = false;
+    bool orphaned = false;  // the arena is gone; free the pool when the last buffer returns
+    io_uring* ring = nullptr;
+    std::vector<std::uint32_t> free_slots;
+    ArenaStats stats;
+
+    ~Pool() {
+        // An orphaned pool may outlive its ring; the ring's exit drops the table in that case.
+        if (registered && !orphaned) io_uring_unregister_buffers(ring);
+        if (base) ::munmap(base, mapped);
+    }
+
+    static void back(BufferHome* home, std::uint32_t slot) noexcept {
+        auto* p = static_cast<Pool*>(home);
+        ++p->stats.returned;
+        if (p->poison) std::memset(p->base + std::size_t{slot} * p->slab_size, 0xDB, p->slab_size);
+        p->free_slots.push_back(slot);  // capacity reserved up front: never allocates
+        if (p->orphaned && p->free_slots.size() == p->slab_count) {
+            std::unique_ptr<Pool> last_one_out(p);
+        }
+    }
+};
+
+BufferArena::BufferArena(const ArenaOptions& options) : BufferArena(nullptr, options) {}
+BufferArena::BufferArena(Ring& ring, const ArenaOptions& options) : BufferArena(&ring, options) {}
+
+BufferArena::BufferArena(Ring* ring, const ArenaOptions& options) : pool_(std::make_unique<Pool>()) {
+    const bool want_registration = options.register_buffers && ring != nullptr;
+    if (options.slab_size == 0 || options.slab_count == 0)
+        throw SetupError("BufferArena: slab_size and slab_count must be > 0", 0);
+    if (options.slab_size > max_registered_entry)
+        throw SetupError("BufferArena: slab_size " + mib(options.slab_size) + " is over 1 GiB", 0,
+                         "the kernel registers at most 1 GiB per buffer: use smaller slabs");
+    if (options.slab_count > (std::size_t{1} << 24) ||
+        options.slab_size > (std::size_t{1} << 40) / options.slab_count)
+        throw SetupError("BufferArena: " + std::to_string(options.slab_count) + " slabs of " +
+                             std::to_string(options.slab_size) + " bytes is absurd", 0,
+                         "ask for at most 1 TiB in at most 16M slabs");
+
+    Pool& p = *pool_;
+    p.give_back = &Pool::back;
+    p.slab_size = options.slab_size;
+    p.slab_count = options.slab_count;
+    p.poison = options.poison;
+    const std::size_t bytes = options.slab_size * options.slab_count;
+
+    // 1. Memory: explicit huge pages, else THP, else normal pages.
+    void* mem = MAP_FAILED;
+    if (options.huge_pages && bytes >= huge_page) {
+        p.mapped = round_up(bytes, huge_page);
+        mem = ::mmap(nullptr, p.mapped, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_POPULATE, -1, 0);
+        if (mem != MAP_FAILED) p.pages = PageKind::huge_2m;
+    }
+    if (mem == MAP_FAILED) {
+        p.mapped = round_up(bytes, 4096);
+        mem = ::mmap(nullptr, p.mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (mem == MAP_FAILED)
+            throw SetupError("BufferArena: mmap of " + mib(p.mapped) + " failed", errno,
+                             "ask for a smaller arena (slab_size x slab_count)");
+        if (options.huge_pages && ::madvise(mem, p.mapped, MADV_HUGEPAGE) == 0)
+            p.pages = PageKind::transparent_huge;
+    }
+    p.base = static_cast<std::byte*>(mem);
+    if (p.poison) std::memset(p.base, 0xDB, p.mapped);
+
+    // 2. Registration: one table entry per <= 1 GiB run of whole slabs.
+    p.slabs_per_entry = std::max<std::size_t>(1, max_registered_entry / p.slab_size);
+    if (want_registration) {
+        std::vector<iovec> iov;
+        for (std::size_t first = 0; first < p.slab_count; first += p.slabs_per_entry) {
+            const std::size_t n = std::min(p.slabs_per_entry, p.slab_count - first);
+            iov.push_back({p.base + first * p.slab_size, n * p.slab_size});
+        }
+        const int r = io_uring_register_buffers(ring->native(), iov.data(), static_cast<unsigned>(iov.size()));
+        if (r < 0) {
+            rlimit lim{};
+            ::getrlimit(RLIMIT_MEMLOCK, &lim);
+            std::string hint;
+            if (r == -ENOMEM)
+                hint = "registering pins " + mib(bytes) + " but RLIMIT_MEMLOCK is " +
+                       (lim.rlim_cur == RLIM_INFINITY ? std::string("unlimited") : mib(lim.rlim_cur)) +
+                       ": raise it (`ulimit -l unlimited`, or memlock in /etc/security/limits.conf) "
+                       "or ask for a smaller arena";
+            else if (r == -EBUSY)
+                hint = "this ring already has a fixed-buffer table: use one arena per ring";
+            else if (r == -EOVERFLOW || r == -EINVAL)
+                hint = "the kernel refused the layout: use slabs of at most 1 GiB";
+            throw SetupError("BufferArena: registering " + mib(bytes) + " as fixed buffers failed", r, hint);
+        }
+        p.registered = true;
+        p.ring = ring->native();
+        p.registered_on = ring->native();
+    }
+
+    p.free_slots.reserve(p.slab_count);
+    for (std::size_t i = p.slab_count; i-- > 0;) p.free_slots.push_back(static_cast<std::uint32_t>(i));
+}
+
+BufferArena::~BufferArena() {
+    if (pool_->free_slots.size() != pool_->slab_count) {
+        // A buffer is still out (a release to come, or the caller kept one). Its handle points at
+        // the pool, so the pool stays until the last one is back; the kernel may still read it.
+        pool_->orphaned = true;
+        (void)pool_.release();
+    }
+}
+
+Buffer BufferArena::take() noexcept {
+    Pool& p = *pool_;
+    if (p.free_slots.empty()) {
+        ++p.stats.exhausted;
+        return {};
+    }
+    const std::uint32_t slot = p.free_slots.back();
+    p.free_slots.pop_back();
+    std::byte* data = p.base + std::size_t{slot} * p.slab_size;
+    if (p.poison) {
+        std::byte* end = data + p.slab_size;
+        if (std::find_if(data, end, [](std::byte b) { return b != poison_byte; }) != end) {
+            ++p.stats.poison_violations;
+            std::fprintf(stderr, "zcio: buffer slab %u was written after it was released\n", slot);
+        }
+    }
+    ++p.stats.taken;
+    const int index = p.registered ? static_cast<int>(slot / p.slabs_per_entry) : -1;
+    return Buffer(&p, slot, data, p.slab_size, index);
+}
+
+std::size_t BufferArena::slab_size() const noexcept { return pool_->slab_size; }
+std::size_t BufferArena::slab_count() const noexcept { return pool_->slab_count; }
+std::size_t BufferArena::available() const noexcept { return pool_->free_slots.size(); }
+bool BufferArena::registered() const noexcept { return pool_->registered; }
+PageKind BufferArena::page_kind() const noexcept { return pool_->pages; }
+const ArenaStats& BufferArena::stats() const noexcept { return pool_->stats; }
+
+std::string BufferArena::describe() const {
+    return std::to_string(slab_count()) + " x " + std::to_string(slab_size()) + " B (" +
+           mib(pool_->mapped) + ", " + to_string(page_kind()) + ", " +
+           (registered() ? "registered" : "not registered") + ")";
+}
+
+}  // namespace zcio
