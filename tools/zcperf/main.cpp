@@ -1,0 +1,36 @@
+// zcperf: does zero-copy send pay on this host, by how much, and why? See `zcperf --help`.
+#include "net.hpp"
+#include "options.hpp"
+#include "session.hpp"
+#include "sweep.hpp"
+
+#include <zcio/error.hpp>
+#include <zcio/probe.hpp>
+
+#include <fmt/format.h>
+
+int main(int argc, char** argv) {
+    using namespace zcperf;
+    install_signal_handlers();
+    Options o;
+    if (int rc = parse_command_line(argc, argv, o); rc >= 0) return rc;
+    if (auto why = validate(o); !why.empty()) {
+        fmt::print(stderr, "zcperf: {}\nRun with --help for more information.\n", why);
+        return 2;
+    }
+    try {
+        switch (o.mode) {
+            case Mode::features: fmt::print("{}", zcio::probe().report()); return 0;
+            case Mode::server: return run_server(o);
+            case Mode::client: return run_client(o);
+            case Mode::sweep: return run_sweep(o);
+        }
+    } catch (const zcio::SetupError& e) {
+        fmt::print(stderr, "zcperf: {}\n", e.what());
+    } catch (const Error& e) {
+        fmt::print(stderr, "zcperf: {}\n", e.what());
+    } catch (const std::exception& e) {
+        fmt::print(stderr, "zcperf: unexpected error: {}\n", e.what());
+    }
+    return 1;
+}

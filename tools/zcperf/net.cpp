@@ -1,0 +1,315 @@
+#include "net.hpp"
+
+#include "control.hpp"
+
+#include <zcio/error.hpp>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <fmt/format.h>
+#include <optional>
+
+namespace zcperf {
+
+std::atomic<bool>& stop_requested() noexcept {
+    static std::atomic<bool> flag{false};
+    return flag;
+}
+
+namespace {
+void on_signal(int) {
+    stop_requested().store(true);
+    // A second Ctrl-C means now: default action (the namespaces zcio made are removed as stale by
+    // the next run).
+    ::signal(SIGINT, SIG_DFL);
+    ::signal(SIGTERM, SIG_DFL);
+}
+
+std::string err(int e) { return zcio::errno_string(e); }
+
+struct AddrInfo {
+    addrinfo* ai = nullptr;
+    ~AddrInfo() {
+        if (ai) ::freeaddrinfo(ai);
+    }
+};
+
+AddrInfo resolve(const std::string& host, std::uint16_t port, int family, int socktype, bool passive) {
+    addrinfo hints{};
+    hints.ai_family = family;
+    hints.ai_socktype = socktype;
+    hints.ai_flags = passive ? AI_PASSIVE : 0;
+    AddrInfo res;
+    const std::string service = std::to_string(port);
+    int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &res.ai);
+    if (rc != 0)
+        throw Error(fmt::format("cannot resolve \"{}\": {}", host.empty() ? "(any)" : host, ::gai_strerror(rc)));
+    return res;
+}
+
+std::string describe(const sockaddr* sa) {
+    sockaddr_storage ss{};
+    std::memcpy(&ss, sa, sa->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in));
+    auto host = address_string(ss);
+    return sa->sa_family == AF_INET6 ? fmt::format("[{}]:{}", host, address_port(ss)) : fmt::format("{}:{}", host, address_port(ss));
+}
+
+// Polls one fd for `events` up to `timeout`, waking every 100 ms to look at the stop flag.
+// Returns true when ready, false on stop or timeout.
+bool wait_for(int fd, short events, Millis timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        if (stop_requested().load()) return false;
+        auto left = std::chrono::duration_cast<Millis>(deadline - std::chrono::steady_clock::now());
+        if (timeout.count() > 0 && left.count() <= 0) return false;
+        int slice = timeout.count() > 0 ? static_cast<int>(std::min<long long>(left.count(), 100)) : 100;
+        pollfd p{fd, events, 0};
+        int rc = ::poll(&p, 1, slice);
+        if (rc > 0) return true;
+        if (rc < 0 && errno != EINTR) throw Error("poll: " + err(errno));
+    }
+}
+
+}  // namespace
+
+void install_signal_handlers() {
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;  // no SA_RESTART: blocking calls return EINTR and look at the flag
+    ::sigaction(SIGINT, &sa, nullptr);
+    ::sigaction(SIGTERM, &sa, nullptr);
+    ::signal(SIGPIPE, SIG_IGN);  // a peer going away is an EPIPE on the send, not a death
+}
+
+zcio::UniqueFd listen_tcp(std::uint16_t port, int family, const std::string& bind_host) {
+    // Any address: prefer a dual-stack IPv6 socket unless -4 was given.
+    if (family == AF_UNSPEC && bind_host.empty()) {
+        zcio::UniqueFd fd(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        if (!fd) family = AF_INET;  // no IPv6 on this host
+        else fd.reset();
+        if (family == AF_UNSPEC) family = AF_INET6;
+    }
+    AddrInfo res = resolve(bind_host, port, family, SOCK_STREAM, true);
+    std::string last;
+    for (addrinfo* a = res.ai; a; a = a->ai_next) {
+        zcio::UniqueFd fd(::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol));
+        if (!fd) {
+            last = "socket: " + err(errno);
+            continue;
+        }
+        int one = 1, zero = 0;
+        ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (a->ai_family == AF_INET6 && bind_host.empty())
+            ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+        if (::bind(fd.get(), a->ai_addr, a->ai_addrlen) != 0) {
+            int e = errno;
+            if (e == EADDRINUSE) throw Error(fmt::format("port {} is in use: another server is listening there (pick another with -p)", port));
+            if (e == EACCES) throw Error(fmt::format("no permission to listen on port {}: use a port above 1023", port));
+            last = fmt::format("bind {}: {}", describe(a->ai_addr), err(e));
+            continue;
+        }
+        if (::listen(fd.get(), 64) != 0) {
+            last = "listen: " + err(errno);
+            continue;
+        }
+        return fd;
+    }
+    throw Error(fmt::format("cannot listen on port {}: {}", port, last));
+}
+
+zcio::UniqueFd connect_tcp(const std::string& host, std::uint16_t port, int family, Millis timeout) {
+    AddrInfo res = resolve(host, port, family, SOCK_STREAM, false);
+    std::string last;
+    for (addrinfo* a = res.ai; a; a = a->ai_next) {
+        zcio::UniqueFd fd(::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol));
+        if (!fd) {
+            last = "socket: " + err(errno);
+            continue;
+        }
+        int rc = ::connect(fd.get(), a->ai_addr, a->ai_addrlen);
+        if (rc != 0 && errno != EINPROGRESS) {
+            last = fmt::format("{}: {}", describe(a->ai_addr), err(errno));
+            continue;
+        }
+        if (rc != 0) {
+            if (!wait_for(fd.get(), POLLOUT, timeout)) {
+                if (stop_requested().load()) throw Error("interrupted");
+                last = fmt::format("{}: no answer within {} ms", describe(a->ai_addr), timeout.count());
+                continue;
+            }
+            int so_error = 0;
+            socklen_t len = sizeof so_error;
+            ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &so_error, &len);
+            if (so_error != 0) {
+                last = fmt::format("{}: {}", describe(a->ai_addr), err(so_error));
+                continue;
+            }
+        }
+        int flags = ::fcntl(fd.get(), F_GETFL);
+        ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK);
+        int one = 1;
+        ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        return fd;
+    }
+    throw Error(fmt::format("unable to connect to {} port {}: {}", host, port, last));
+}
+
+zcio::UniqueFd connect_udp(const std::string& host, std::uint16_t port, int family) {
+    AddrInfo res = resolve(host, port, family, SOCK_DGRAM, false);
+    std::string last;
+    for (addrinfo* a = res.ai; a; a = a->ai_next) {
+        zcio::UniqueFd fd(::socket(a->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+        if (!fd) {
+            last = "socket: " + err(errno);
+            continue;
+        }
+        if (::connect(fd.get(), a->ai_addr, a->ai_addrlen) != 0) {
+            last = fmt::format("{}: {}", describe(a->ai_addr), err(errno));
+            continue;
+        }
+        return fd;
+    }
+    throw Error(fmt::format("cannot open UDP to {} port {}: {}", host, port, last));
+}
+
+zcio::UniqueFd bound_udp(int family) {
+    zcio::UniqueFd fd(::socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (!fd) throw Error("UDP socket: " + err(errno));
+    sockaddr_storage ss{};
+    socklen_t len;
+    if (family == AF_INET6) {
+        auto* s6 = reinterpret_cast<sockaddr_in6*>(&ss);
+        s6->sin6_family = AF_INET6;
+        s6->sin6_addr = in6addr_any;
+        len = sizeof *s6;
+        int zero = 0;
+        ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+    } else {
+        auto* s4 = reinterpret_cast<sockaddr_in*>(&ss);
+        s4->sin_family = AF_INET;
+        s4->sin_addr.s_addr = htonl(INADDR_ANY);
+        len = sizeof *s4;
+    }
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) throw Error("UDP bind: " + err(errno));
+    int big = 8 << 20;
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+    return fd;
+}
+
+zcio::UniqueFd accept_with_timeout(int listen_fd, Millis timeout) {
+    if (!wait_for(listen_fd, POLLIN, timeout)) return {};
+    zcio::UniqueFd fd(::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC));
+    if (!fd) {
+        if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN) return {};
+        throw Error("accept: " + err(errno));
+    }
+    int one = 1;
+    ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+std::string address_string(const sockaddr_storage& ss) {
+    char buf[INET6_ADDRSTRLEN] = {};
+    if (ss.ss_family == AF_INET6) {
+        const auto* s6 = reinterpret_cast<const sockaddr_in6*>(&ss);
+        if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+            ::inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], buf, sizeof buf);
+        } else {
+            ::inet_ntop(AF_INET6, &s6->sin6_addr, buf, sizeof buf);
+        }
+    } else if (ss.ss_family == AF_INET) {
+        ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr, buf, sizeof buf);
+    }
+    return buf;
+}
+
+std::uint16_t address_port(const sockaddr_storage& ss) {
+    if (ss.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_port);
+    if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(&ss)->sin_port);
+    return 0;
+}
+
+namespace {
+sockaddr_storage sockname(int fd, bool peer) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    int rc = peer ? ::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) : ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+    if (rc != 0) ss.ss_family = AF_UNSPEC;
+    return ss;
+}
+}  // namespace
+
+std::uint16_t local_port(int fd) { return address_port(sockname(fd, false)); }
+int socket_family(int fd) { return sockname(fd, false).ss_family; }
+std::string local_host(int fd) { return address_string(sockname(fd, false)); }
+std::string peer_host(int fd) { return address_string(sockname(fd, true)); }
+std::uint16_t peer_port(int fd) { return address_port(sockname(fd, true)); }
+
+void write_all(int fd, std::string_view data, Millis timeout) {
+    while (!data.empty()) {
+        ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            data.remove_prefix(static_cast<std::size_t>(n));
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            if (!wait_for(fd, POLLOUT, timeout)) throw Error(stop_requested().load() ? "interrupted" : "timed out writing to the peer");
+            continue;
+        }
+        throw Error("the peer went away: " + err(errno));
+    }
+}
+
+std::string read_exact(int fd, std::size_t n, Millis timeout) {
+    std::string out(n, '\0');
+    std::size_t got = 0;
+    while (got < n) {
+        if (!wait_for(fd, POLLIN, timeout)) throw Error(stop_requested().load() ? "interrupted" : "timed out reading from the peer");
+        ssize_t r = ::recv(fd, out.data() + got, n - got, MSG_DONTWAIT);
+        if (r > 0) got += static_cast<std::size_t>(r);
+        else if (r == 0) throw Error("the peer closed the connection");
+        else if (errno != EAGAIN && errno != EINTR) throw Error("read: " + err(errno));
+    }
+    return out;
+}
+
+std::optional<std::string> LineReader::read_line(Millis poll_for) {
+    const auto deadline = std::chrono::steady_clock::now() + poll_for;
+    for (;;) {
+        if (auto nl = buf_.find('\n'); nl != std::string::npos) {
+            std::string line = buf_.substr(0, nl);
+            buf_.erase(0, nl + 1);
+            return line;
+        }
+        if (buf_.size() > max_control_line) throw Error("the peer sent an over-long control line");
+        auto left = std::chrono::duration_cast<Millis>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0 || stop_requested().load()) return std::nullopt;
+        pollfd p{fd_, POLLIN, 0};
+        int rc = ::poll(&p, 1, static_cast<int>(std::min<long long>(left.count(), 100)));
+        if (rc < 0 && errno != EINTR) throw Error("poll: " + err(errno));
+        if (rc <= 0) continue;
+        char chunk[4096];
+        ssize_t n = ::recv(fd_, chunk, sizeof chunk, MSG_DONTWAIT);
+        if (n > 0) buf_.append(chunk, static_cast<std::size_t>(n));
+        else if (n == 0) throw Error("the peer closed the control connection");
+        else if (errno != EAGAIN && errno != EINTR) throw Error("control connection: " + err(errno));
+    }
+}
+
+std::string LineReader::expect_line(Millis timeout, std::string_view what) {
+    auto line = read_line(timeout);
+    if (!line) throw Error(stop_requested().load() ? std::string("interrupted") : fmt::format("timed out waiting for {}", what));
+    return *line;
+}
+
+}  // namespace zcperf

@@ -1,0 +1,204 @@
+#include "options.hpp"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cmath>
+#include <sstream>
+
+namespace zcperf {
+
+std::optional<std::size_t> parse_size(const std::string& text) {
+    if (text.empty() || !std::isdigit(static_cast<unsigned char>(text[0]))) return std::nullopt;
+    std::size_t pos = 0;
+    unsigned long long v = 0;
+    try {
+        v = std::stoull(text, &pos);
+    } catch (...) {
+        return std::nullopt;
+    }
+    std::string suffix = text.substr(pos);
+    unsigned long long mult = 1;
+    if (suffix.empty()) mult = 1;
+    else if (suffix == "K" || suffix == "k" || suffix == "KiB") mult = 1ull << 10;
+    else if (suffix == "M" || suffix == "m" || suffix == "MiB") mult = 1ull << 20;
+    else if (suffix == "G" || suffix == "g" || suffix == "GiB") mult = 1ull << 30;
+    else return std::nullopt;
+    if (v > (1ull << 40) / mult) return std::nullopt;
+    return static_cast<std::size_t>(v * mult);
+}
+
+int parse_command_line(int argc, char** argv, Options& o) {
+    CLI::App app{
+        "zcperf: does zero-copy send pay on this host, by how much, and why?\n"
+        "Measures every zcio send strategy side by side. With no arguments: a short sweep on the local\n"
+        "targets (the namespace sink as root, else loopback), a table, zcperf-sweep.{csv,json,svg}.\n"
+        "iperf3's options where the meaning is the same: zcperf -s   |   zcperf -c HOST",
+        "zcperf"};
+    app.get_formatter()->column_width(30);
+
+    bool server = false;
+    std::string client, length, strategy, completion = "storage", target, sizes;
+    bool v4 = false, v6 = false, sweep = false, features = false, no_progress = false;
+
+    app.add_flag("-s,--server", server, "Run as a server");
+    app.add_option("-c,--client", client, "Run as a client, sending to HOST")->option_text("HOST");
+    app.add_option("-p,--port", o.port, "Server port (default 5201; -s -p 0: any free port, printed)")->option_text("PORT");
+    app.add_option("-t,--time", o.duration, "Seconds to send (default 10; in a sweep: per cell, default 0.4)")->option_text("SECONDS");
+    app.add_option("-l,--length", length, "Bytes per send, K/M suffixes (default 128K TCP, 1460 UDP)")->option_text("BYTES");
+    app.add_flag("-u,--udp", o.udp, "UDP instead of TCP (unthrottled)");
+    app.add_option("-P,--parallel", o.parallel, "Parallel streams, one thread and ring each (1..256)")->option_text("N");
+    app.add_flag("-R,--reverse", o.reverse, "Reverse: the server sends, the client receives");
+    app.add_option("-i,--interval", o.interval, "Seconds between interval reports (0: none)")->option_text("SECONDS");
+    app.add_flag("-4,--version4", v4, "IPv4 only");
+    app.add_flag("-6,--version6", v6, "IPv6 only");
+    app.add_flag("-J,--json", o.json, "Output JSON (iperf3's layout plus a `zcio` object per stream)");
+    app.add_flag("-1,--one-off", o.one_off, "Server: serve one test, then exit");
+    app.add_option("--strategy", strategy,
+                   "plain|copy|msg-zerocopy|zc|zc-fixed|sendmsg-zc|auto (default auto);\n"
+                   "with --sweep a comma list or `all` (default all)")
+        ->option_text("NAME");
+    app.add_option("--completion", completion, "two-step|storage|group: how the sender learns a buffer is free (default storage)")
+        ->option_text("MODEL");
+    app.add_option("--gso", o.udp_gso, "UDP: segment each send into datagrams of this size (UDP_SEGMENT)")->option_text("BYTES");
+    app.add_flag("--send-only", o.send_only, "Client: send to HOST:PORT without a server or control connection");
+    app.add_flag("--sweep", sweep, "Strategies x payload sizes, side by side: table, CSV, JSON, plot");
+    app.add_option("--target", target, "Local target without setup: loopback | sink (root; UDP into a netns sink)")->option_text("WHERE");
+    app.add_option("--sizes", sizes, "Sweep payload sizes, comma-separated (default by target)")->option_text("LIST");
+    app.add_option("--repeat", o.repeat, "Sweep repetitions, alternating strategies (default 3)")->option_text("N");
+    app.add_option("--plot", o.plot, "Sweep: draw throughput vs size here (.svg or .png; `none`: no plot)")->option_text("FILE");
+    app.add_option("--out", o.out_dir, "Sweep: directory for zcperf-sweep.{csv,json,svg} (default .)")->option_text("DIR");
+    app.add_flag("--features", features, "Print what this kernel supports (zcio's probe) and exit");
+    app.add_flag("--no-progress", no_progress, "No live progress line on stderr");
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        std::ostringstream out, err;
+        int rc = app.exit(e, out, err);
+        std::string msg = err.str();
+        while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+        // CLI11 prints "Run with --help ..." after the error; keep it on one line each.
+        fmt::print(stderr, "zcperf: {}\n", msg.empty() ? std::string(e.what()) : msg);
+        return rc == 0 ? 2 : 2;
+    }
+
+    o.duration_given = app.count("-t") > 0;
+    o.interval_given = app.count("-i") > 0;
+    o.target_given = app.count("--target") > 0;
+    o.progress = !no_progress;
+    if (v4 && v6) {
+        fmt::print(stderr, "zcperf: -4 and -6 exclude each other\n");
+        return 2;
+    }
+    o.family = v4 ? AF_INET : v6 ? AF_INET6 : AF_UNSPEC;
+
+    auto usage = [](const std::string& msg) {
+        fmt::print(stderr, "zcperf: {}\nRun with --help for more information.\n", msg);
+        return 2;
+    };
+    if (server && !client.empty()) return usage("-s and -c exclude each other");
+    if (features) o.mode = Mode::features;
+    else if (server) o.mode = Mode::server;
+    else if (sweep) o.mode = Mode::sweep;
+    else if (!client.empty()) o.mode = Mode::client;
+    else if (o.target_given) o.mode = Mode::sweep;
+    else o.mode = Mode::sweep;
+    o.host = client;
+
+    if (!length.empty()) {
+        auto v = parse_size(length);
+        if (!v) return usage(fmt::format("-l {}: not a size (bytes, with an optional K, M or G)", length));
+        if (*v == 0) return usage("-l must be at least 1 byte");
+        o.length = *v;
+    }
+    if (!target.empty()) {
+        if (target == "loopback") o.target = Target::loopback;
+        else if (target == "sink") o.target = Target::sink;
+        else return usage(fmt::format("--target {}: use loopback or sink", target));
+    }
+    if (!sizes.empty()) {
+        std::stringstream ss(sizes);
+        std::string item;
+        while (std::getline(ss, item, ',')) {
+            auto v = parse_size(item);
+            if (!v || *v == 0) return usage(fmt::format("--sizes: \"{}\" is not a size", item));
+            o.sizes.push_back(*v);
+        }
+    }
+    if (!strategy.empty()) {
+        if (strategy == "all") {
+            o.strategies.assign(std::begin(zcio::all_strategies), std::end(zcio::all_strategies));
+            if (o.mode != Mode::sweep) return usage("--strategy all needs --sweep");
+        } else {
+            std::stringstream ss(strategy);
+            std::string item;
+            while (std::getline(ss, item, ',')) {
+                auto s = zcio::parse_strategy(item);
+                if (!s) return usage(fmt::format("--strategy {}: unknown; use plain, copy, msg-zerocopy, zc, zc-fixed, sendmsg-zc, auto or all", item));
+                o.strategies.push_back(*s);
+            }
+        }
+    }
+    auto c = parse_completion(completion);
+    if (!c) return usage(fmt::format("--completion {}: use two-step, storage or group", completion));
+    o.completion = *c;
+    return -1;
+}
+
+std::string validate(Options& o) {
+    if (o.mode == Mode::features) return {};
+    if (o.duration_given && (!(o.duration > 0) || o.duration > 86400 || !std::isfinite(o.duration)))
+        return fmt::format("-t {}: the time must be > 0 and at most 86400 seconds", o.duration);
+    if (o.parallel < 1 || o.parallel > 256) return fmt::format("-P {}: streams must be 1..256", o.parallel);
+    if (o.interval_given && o.interval != 0 && (!(o.interval >= 0.1) || o.interval > 86400))
+        return fmt::format("-i {}: the interval must be 0 or 0.1..86400 seconds", o.interval);
+    if (o.repeat < 1 || o.repeat > 100) return fmt::format("--repeat {}: must be 1..100", o.repeat);
+    if (o.one_off && o.mode != Mode::server) return "-1 applies to the server (-s)";
+    if (o.send_only && o.mode != Mode::client) return "--send-only needs -c HOST";
+    if (o.send_only && o.reverse) return "--send-only and -R exclude each other: there is no server to send";
+    if (o.mode == Mode::server && (o.target_given || o.send_only)) return "-s serves; --target and --send-only are client options";
+    if (o.mode == Mode::client && o.target_given) return "-c HOST and --target exclude each other (--target runs its own server or sink)";
+    if (o.mode == Mode::client && o.port == 0) return "-p 0: the client needs the server's port";
+    if (o.mode != Mode::sweep && o.strategies.size() > 1) return "several strategies need --sweep";
+
+    if (o.mode == Mode::sweep) {
+        if (o.reverse) return "-R does not apply to a sweep";
+        if (o.target == Target::sink) {
+            if (o.target_given && !o.udp && o.length) {}  // the sink is UDP; -u is implied
+            o.udp = true;
+        }
+        if (!o.duration_given) o.duration = 0.4;
+        if (o.length) o.sizes.push_back(o.length);
+    }
+    if (o.udp_gso && !o.udp && !(o.mode == Mode::sweep && (o.target == Target::sink || !o.target_given)))
+        return "--gso applies to UDP (-u)";
+
+    const std::size_t max_len = o.udp ? 65507u : (64u << 20);
+    auto check_len = [&](std::size_t len) -> std::string {
+        if (len >= 1 && len <= max_len) return {};
+        return o.udp ? fmt::format("-l {}: a UDP send carries 1..65507 bytes", len)
+                     : fmt::format("-l {}: a TCP send carries 1..67108864 bytes (64 MiB)", len);
+    };
+    if (o.mode == Mode::sweep) {
+        for (auto s : o.sizes)
+            if (auto why = check_len(s); !why.empty()) return why;
+    } else if (o.length) {
+        if (auto why = check_len(o.length); !why.empty()) return why;
+    }
+    if (o.udp_gso && o.effective_length() > static_cast<std::size_t>(o.udp_gso) * 64 && o.mode != Mode::sweep)
+        return fmt::format("--gso {}: a send of {} bytes would need more than 64 segments", o.udp_gso, o.effective_length());
+    if (o.target == Target::sink && o.target_given && ::geteuid() != 0)
+        return "--target sink needs root (it creates network namespaces); try --target loopback";
+    if (o.json) o.progress = false;
+    if (!::isatty(STDERR_FILENO)) o.progress = false;
+    return {};
+}
+
+}  // namespace zcperf

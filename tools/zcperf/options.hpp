@@ -1,0 +1,63 @@
+// zcperf's command line: iperf3's options where the meaning is the same, plus the sweep.
+//
+//   Options o;
+//   if (int rc = parse_command_line(argc, argv, o); rc >= 0) return rc;   // --help, or a usage error
+//   if (auto why = validate(o); !why.empty()) { fmt::print(stderr, "zcperf: {}\n", why); return 2; }
+#pragma once
+
+#include "results.hpp"
+
+#include <zcio/send_engine.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace zcperf {
+
+enum class Mode { server, client, sweep, features };
+enum class Target { remote, loopback, sink };
+
+struct Options {
+    Mode mode = Mode::sweep;          // no -s/-c: the default sweep on local targets
+    std::string host;                 // -c
+    std::uint16_t port = 5201;
+    double duration = 10;             // -t; in a sweep: seconds per cell
+    bool duration_given = false;
+    std::size_t length = 0;           // -l; 0: 128 KiB for TCP, 1460 for UDP (iperf3's defaults)
+    bool udp = false;
+    int parallel = 1;
+    bool reverse = false;
+    double interval = 0;              // -i; 0: no interval reports
+    bool interval_given = false;
+    int family = 0;                   // AF_UNSPEC / AF_INET (-4) / AF_INET6 (-6)
+    bool json = false;
+    bool one_off = false;             // -1
+    bool send_only = false;
+    std::vector<zcio::Strategy> strategies;  // empty: auto (or all, in a sweep)
+    CompletionModel completion = CompletionModel::storage;
+    std::uint16_t udp_gso = 0;
+    Target target = Target::remote;
+    bool target_given = false;
+    std::vector<std::size_t> sizes;   // sweep payload sizes
+    int repeat = 3;                   // sweep repetitions
+    std::string plot;                 // --plot FILE ("" : default in a sweep, "none": no plot)
+    std::string out_dir = ".";
+    bool progress = true;             // the live line on stderr (also off when not a tty / --json)
+
+    std::size_t effective_length() const noexcept { return length ? length : (udp ? 1460 : 128 * 1024); }
+};
+
+// Returns -1 to go on, or the exit code (0 after --help/--version, 2 after a usage error, with
+// the message printed).
+int parse_command_line(int argc, char** argv, Options& out);
+
+// Checks what CLI11 cannot (ranges that depend on other options, combinations). Empty when fine.
+std::string validate(Options& o);
+
+// "64K" -> 65536, "1M" -> 1048576, "1400" -> 1400 (iperf3's suffixes, binary). nullopt if bad.
+std::optional<std::size_t> parse_size(const std::string& text);
+
+}  // namespace zcperf

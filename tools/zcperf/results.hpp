@@ -1,0 +1,54 @@
+// What one end of a zcperf test measured: per stream and for the whole process.
+//
+// Both ends fill a SideReport; the control connection carries it to the other end, so each can
+// print the whole picture (iperf3's sum_sent / sum_received, and both ends' CPU).
+#pragma once
+
+#include <zcio/send_engine.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace zcperf {
+
+enum class CompletionModel : std::uint8_t { two_step, storage, group };
+const char* to_string(CompletionModel m) noexcept;            // "two-step", "storage", "group"
+std::optional<CompletionModel> parse_completion(std::string_view name) noexcept;
+
+// Process CPU over the test, as iperf3 reports it: percent of one CPU over the wall time.
+struct CpuUsage {
+    double total = 0, user = 0, system = 0;
+};
+
+struct StreamReport {
+    int id = 0;                      // 1..N, the same on both ends
+    bool sender = false;
+    std::uint64_t bytes = 0;         // accepted by the kernel (sender) or received (receiver)
+    double seconds = 0;
+    std::uint64_t packets = 0;       // receiver: recv calls that returned data (UDP: datagrams)
+    double thread_cpu_seconds = 0;   // CPU of the thread that ran this stream
+    std::string strategy;            // sender: what was asked for
+    std::string completion;          // sender: two-step / storage / group
+    std::optional<zcio::Counters> counters;  // sender: the engine's account of every send
+    std::string error;               // empty, or why the stream stopped early
+};
+
+struct SideReport {
+    CpuUsage cpu;
+    std::vector<StreamReport> streams;
+
+    std::uint64_t bytes() const noexcept {
+        std::uint64_t b = 0;
+        for (const auto& s : streams) b += s.bytes;
+        return b;
+    }
+    double seconds() const noexcept {
+        double t = 0;
+        for (const auto& s : streams) t = s.seconds > t ? s.seconds : t;
+        return t;
+    }
+};
+
+}  // namespace zcperf
