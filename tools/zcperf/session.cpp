@@ -93,7 +93,7 @@ public:
     void finish() {
         const double now = since(start_);
         const double from = static_cast<double>(out_.size()) * rs_.interval;
-        if (rs_.interval > 0 && now - from > 0.1 * rs_.interval) record(from, now);
+        if (rs_.interval > 0 && now - from > 0.5 * rs_.interval) record(from, now);  // not the drain's sliver
         if (drawn_) fmt::print(stderr, "\r\033[K");
     }
 

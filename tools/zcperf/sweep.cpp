@@ -231,7 +231,7 @@ std::vector<SweepRow> summarize(const std::vector<SweepCell>& cells, const std::
 std::string format_table(const std::vector<SweepRow>& rows, const std::string& title) {
     std::string out = title + "\n";
     out += fmt::format("{:>8}  {:<13} {:>10} {:>11} {:>10} {:>7} {:>7} {:>8} {:>9}\n", "size", "strategy", "MiB/s", "sends/s",
-                       "CPU s/GB", "zc %", "copy %", "notif/s", "x plain");
+                       "CPU s/GB", "zc %", "copy %", "ntf/send", "x plain");
     std::size_t last = 0;
     for (const auto& r : rows) {
         if (r.size != last && last != 0) out += "\n";
