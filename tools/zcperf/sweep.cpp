@@ -170,7 +170,7 @@ std::string plot_script(const std::vector<SweepRow>& rows, const std::vector<std
     std::string quoted = file;
     std::replace(quoted.begin(), quoted.end(), '\'', '_');
     s += fmt::format("set output '{}'\n", quoted);
-    s += fmt::format("set title \"{}\" noenhanced\n", title);
+    s += fmt::format("set title \"zcperf: {}\" noenhanced\n", title);
     s += "set logscale x\nset xlabel 'payload per send (bytes, log scale)'\nset ylabel 'throughput (MiB/s)'\n"
          "set key left top\nset grid\nset yrange [0:*]\nset pointsize 1.2\n";
     std::string plot = "plot ";
@@ -237,7 +237,7 @@ std::string format_table(const std::vector<SweepRow>& rows, const std::string& t
         if (r.size != last && last != 0) out += "\n";
         last = r.size;
         if (r.runs == 0) {
-            out += fmt::format("{:>8}  {:<13} {}\n", r.size, r.strategy, "failed: " + r.error);
+            out += fmt::format("{:>8}  {:<13} {}\n", r.size, r.strategy, r.error.empty() ? "not measured" : "failed: " + r.error);
             continue;
         }
         out += fmt::format("{:>8}  {:<13} {:>10.0f} {:>11.0f} {:>10.3f} {:>7.1f} {:>7.1f} {:>8.2f} {:>9}\n", r.size, r.strategy, r.mib_per_s,
@@ -350,6 +350,7 @@ int run_sweep(Options o) {
                 } catch (const Error& e) {
                     cell.error = e.what();
                 }
+                if (stop_requested().load()) break;  // an interrupted cell measured a fraction: drop it
                 cells.push_back(cell);
                 ++done;
                 if (progress) {
@@ -418,6 +419,7 @@ int run_sweep(Options o) {
             fmt::print("{}\n", j.dump(2));
         } else {
             fmt::print("\n{}\n", format_table(rows, title));
+            if (interrupted) fmt::print("interrupted: the table shows what was measured before Ctrl-C\n");
             fmt::print("wrote {0}.csv, {0}.json{1}\n", base_path, plotted.empty() ? "" : ", " + plotted);
         }
     } catch (const Error& e) {
@@ -425,7 +427,7 @@ int run_sweep(Options o) {
         rc = 1;
     }
     for (const auto& r : rows)
-        if (r.runs == 0 && !o.json) fmt::print(stderr, "zcperf: {} at {} bytes failed: {}\n", r.strategy, r.size, r.error);
+        if (r.runs == 0 && !r.error.empty() && !o.json) fmt::print(stderr, "zcperf: {} at {} bytes failed: {}\n", r.strategy, r.size, r.error);
     return rc;
 }
 
