@@ -197,7 +197,7 @@ std::vector<SweepRow> summarize(const std::vector<SweepCell>& cells, const std::
             SweepRow row;
             row.strategy = st;
             row.size = size;
-            std::vector<double> mib, sps, cpu, zc, cp, nps, ratio;
+            std::vector<double> mib, sps, cpu, zc, cp, nps, ratio, ratio_copy;
             for (const auto& c : cells) {
                 if (c.size != size || c.strategy != st) continue;
                 if (!c.error.empty() && c.bytes == 0) {
@@ -213,8 +213,12 @@ std::vector<SweepRow> summarize(const std::vector<SweepCell>& cells, const std::
                 zc.push_back(rel > 0 ? static_cast<double>(c.zero_copy) / rel : 0);
                 cp.push_back(rel > 0 ? static_cast<double>(c.copied) / rel : 0);
                 nps.push_back(c.sends ? static_cast<double>(c.notifications) / static_cast<double>(c.sends) : 0);
-                for (const auto& b : cells)
-                    if (b.size == size && b.rep == c.rep && b.strategy == "plain" && mib_per_s(b) > 0) ratio.push_back(mib_per_s(c) / mib_per_s(b));
+                // Against the same repetition's baseline: measured moments apart, so drift cancels.
+                for (const auto& b : cells) {
+                    if (b.size != size || b.rep != c.rep || mib_per_s(b) <= 0) continue;
+                    if (b.strategy == "plain") ratio.push_back(mib_per_s(c) / mib_per_s(b));
+                    if (b.strategy == "copy") ratio_copy.push_back(mib_per_s(c) / mib_per_s(b));
+                }
             }
             row.mib_per_s = median(mib);
             row.sends_per_s = median(sps);
@@ -223,6 +227,7 @@ std::vector<SweepRow> summarize(const std::vector<SweepCell>& cells, const std::
             row.copied_share = median(cp);
             row.notifications_per_send = median(nps);
             row.ratio_to_plain = median(ratio);
+            row.ratio_to_copy = median(ratio_copy);
             rows.push_back(std::move(row));
         }
     return rows;
@@ -230,8 +235,8 @@ std::vector<SweepRow> summarize(const std::vector<SweepCell>& cells, const std::
 
 std::string format_table(const std::vector<SweepRow>& rows, const std::string& title) {
     std::string out = title + "\n";
-    out += fmt::format("{:>8}  {:<13} {:>10} {:>11} {:>10} {:>7} {:>7} {:>8} {:>9}\n", "size", "strategy", "MiB/s", "sends/s",
-                       "CPU s/GB", "zc %", "copy %", "ntf/send", "x plain");
+    out += fmt::format("{:>8}  {:<13} {:>10} {:>11} {:>10} {:>7} {:>7} {:>8} {:>9} {:>7}\n", "size", "strategy", "MiB/s", "sends/s",
+                       "CPU s/GB", "zc %", "copy %", "ntf/send", "x plain", "x copy");
     std::size_t last = 0;
     for (const auto& r : rows) {
         if (r.size != last && last != 0) out += "\n";
@@ -240,9 +245,10 @@ std::string format_table(const std::vector<SweepRow>& rows, const std::string& t
             out += fmt::format("{:>8}  {:<13} {}\n", r.size, r.strategy, r.error.empty() ? "not measured" : "failed: " + r.error);
             continue;
         }
-        out += fmt::format("{:>8}  {:<13} {:>10.0f} {:>11.0f} {:>10.3f} {:>7.1f} {:>7.1f} {:>8.2f} {:>9}\n", r.size, r.strategy, r.mib_per_s,
+        auto ratio = [](double x) { return x > 0 ? fmt::format("{:.2f}", x) : std::string("-"); };
+        out += fmt::format("{:>8}  {:<13} {:>10.0f} {:>11.0f} {:>10.3f} {:>7.1f} {:>7.1f} {:>8.2f} {:>9} {:>7}\n", r.size, r.strategy, r.mib_per_s,
                            r.sends_per_s, r.cpu_s_per_gb, 100 * r.zero_copy_share, 100 * r.copied_share, r.notifications_per_send,
-                           r.ratio_to_plain > 0 ? fmt::format("{:.2f}", r.ratio_to_plain) : std::string("-"));
+                           ratio(r.ratio_to_plain), ratio(r.ratio_to_copy));
     }
     return out;
 }
@@ -387,7 +393,7 @@ int run_sweep(Options o) {
         j["summary"].push_back({{"strategy", r.strategy}, {"size", r.size}, {"runs", r.runs}, {"mib_per_s", r.mib_per_s},
                                 {"sends_per_s", r.sends_per_s}, {"cpu_s_per_gb", r.cpu_s_per_gb}, {"zero_copy_share", r.zero_copy_share},
                                 {"copied_share", r.copied_share}, {"notifications_per_send", r.notifications_per_send},
-                                {"ratio_to_plain", r.ratio_to_plain}, {"error", r.error}});
+                                {"ratio_to_plain", r.ratio_to_plain}, {"ratio_to_copy", r.ratio_to_copy}, {"error", r.error}});
     j["cells"] = nlohmann::json::array();
     for (const auto& c : cells)
         j["cells"].push_back({{"strategy", c.strategy}, {"size", c.size}, {"rep", c.rep}, {"seconds", c.seconds}, {"bytes", c.bytes},

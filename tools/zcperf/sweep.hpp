@@ -32,6 +32,7 @@ struct SweepRow {                      // medians over repetitions
     double mib_per_s = 0, sends_per_s = 0, cpu_s_per_gb = 0;
     double zero_copy_share = 0, copied_share = 0, notifications_per_send = 0;
     double ratio_to_plain = 0;         // median of per-repetition ratios; 0 if unknown
+    double ratio_to_copy = 0;          // the same against io_uring's copying send
     std::string error;
 };
 
