@@ -509,6 +509,18 @@ TEST(Zcperf, PortInUseIsACleanError) {
     EXPECT_GE(first->wait(10s), 0) << "the idle server must stop on Ctrl-C";
 }
 
+TEST(Zcperf, ASecondClientIsToldTheServerIsBusy) {
+    const std::uint16_t port = free_port();
+    auto server = start_server(port);
+    Process first({"-c", "127.0.0.1", "-p", std::to_string(port), "-t", "2", "-J", "--strategy", "copy"});
+    std::this_thread::sleep_for(700ms);
+    Ran second = run({"-c", "127.0.0.1", "-p", std::to_string(port), "-t", "1"}, 15s);
+    EXPECT_EQ(second.rc, 1);
+    EXPECT_NE(second.err.find("busy"), std::string::npos) << second.err;
+    EXPECT_EQ(first.wait(20s), 0) << first.err();
+    EXPECT_EQ(server->wait(15s), 0) << server->err();
+}
+
 TEST(Zcperf, FeaturesPrintsTheKernelReport) {
     Ran r = run({"--features"}, 30s);
     EXPECT_EQ(r.rc, 0) << r.err;

@@ -225,6 +225,33 @@ SideReport run_receiver_half(std::vector<zcio::UniqueFd>& fds, const TestParams&
     return side;
 }
 
+// While a test runs, whoever else connects is told so at once (iperf3's "server is busy"),
+// instead of waiting in the backlog until their handshake times out.
+class BusyResponder {
+public:
+    explicit BusyResponder(int listen_fd)
+        : thread_([this, listen_fd] {
+              while (!stop_.load()) {
+                  zcio::UniqueFd fd = accept_with_timeout(listen_fd, 100ms);
+                  if (!fd) continue;
+                  try {
+                      write_all(fd.get(), serialize(Failure{"the server is busy running a test; try again later"}), 1s);
+                  } catch (const Error&) {
+                  }
+              }
+          }) {}
+    ~BusyResponder() {
+        stop_ = true;
+        thread_.join();
+    }
+    BusyResponder(const BusyResponder&) = delete;
+    BusyResponder& operator=(const BusyResponder&) = delete;
+
+private:
+    std::atomic<bool> stop_{false};
+    std::thread thread_;  // last: starts after stop_ exists
+};
+
 }  // namespace
 
 TestRecord run_client_test(const ClientSetup& cs) {
@@ -260,6 +287,7 @@ TestRecord run_client_test(const ClientSetup& cs) {
         rec.connected.push_back(describe_connection(i, fds.back().get()));
     }
     expect<Start>(reader, handshake_timeout, "the server's start");
+    if (cs.run.on_connected) cs.run.on_connected(rec);
     rec.timestamp = static_cast<double>(std::time(nullptr));
     const auto start = Clock::now();
     if (!p.reverse) {
@@ -281,6 +309,7 @@ TestRecord run_send_only(std::vector<zcio::UniqueFd>& fds, const TestParams& par
     rec.target = std::move(target);
     for (std::size_t i = 0; i < fds.size(); ++i) rec.connected.push_back(describe_connection(static_cast<int>(i) + 1, fds[i].get()));
     rec.timestamp = static_cast<double>(std::time(nullptr));
+    if (run.on_connected) run.on_connected(rec);
     rec.local = run_sender_half(fds, rec.params, run, rec.intervals, Clock::now());
     return rec;
 }
@@ -358,6 +387,8 @@ std::optional<TestRecord> serve_one(int listen_fd, const RunSettings& run, const
             }
         }
         for (std::size_t i = 0; i < fds.size(); ++i) rec.connected.push_back(describe_connection(static_cast<int>(i) + 1, fds[i].get()));
+        if (run.on_connected) run.on_connected(rec);
+        BusyResponder busy(listen_fd);
         write_all(ctrl.get(), serialize(Start{}));
         rec.timestamp = static_cast<double>(std::time(nullptr));
         const auto start = Clock::now();
@@ -389,7 +420,14 @@ int run_server(const Options& o) {
         return 1;
     }
     const std::uint16_t port = local_port(listener.get());
-    RunSettings run{o.interval, !o.json && o.interval > 0, o.progress};
+    RunSettings run{o.interval, !o.json && o.interval > 0, o.progress, {}};
+    if (!o.json)
+        run.on_connected = [](const TestRecord& rec) {
+            fmt::print("Accepted connection from {}, port {}\n", rec.host, rec.port);
+            for (const auto& c : rec.connected)
+                fmt::print("[{:3}] local {} port {} connected to {} port {}\n", c.id, c.local_host, c.local_port, c.remote_host, c.remote_port);
+            std::fflush(stdout);
+        };
     std::atomic<bool> never{false};
     int rc = 0;
     for (;;) {
@@ -405,9 +443,6 @@ int run_server(const Options& o) {
             if (o.json) {
                 fmt::print("{}\n", to_json(*rec).dump(2));
             } else {
-                fmt::print("Accepted connection from {}, port {}\n", rec->host, rec->port);
-                for (const auto& c : rec->connected)
-                    fmt::print("[{:3}] local {} port {} connected to {} port {}\n", c.id, c.local_host, c.local_port, c.remote_host, c.remote_port);
                 print_text_summary(*rec, stdout);
             }
             std::fflush(stdout);
@@ -432,7 +467,13 @@ int run_client(const Options& o) {
     p.strategy = o.strategies.empty() ? zcio::Strategy::automatic : o.strategies.front();
     p.completion = o.completion;
     p.udp_gso = o.udp_gso;
-    RunSettings run{o.interval, !o.json && o.interval > 0, o.progress};
+    RunSettings run{o.interval, !o.json && o.interval > 0, o.progress, {}};
+    if (!o.json)
+        run.on_connected = [](const TestRecord& rec) {
+            for (const auto& c : rec.connected)
+                fmt::print("[{:3}] local {} port {} connected to {} port {}\n", c.id, c.local_host, c.local_port, c.remote_host, c.remote_port);
+            std::fflush(stdout);
+        };
     TestRecord rec;
     try {
         if (o.send_only) {
@@ -459,8 +500,6 @@ int run_client(const Options& o) {
     if (o.json) {
         fmt::print("{}\n", to_json(rec).dump(2));
     } else {
-        for (const auto& c : rec.connected)
-            fmt::print("[{:3}] local {} port {} connected to {} port {}\n", c.id, c.local_host, c.local_port, c.remote_host, c.remote_port);
         print_text_summary(rec, stdout);
     }
     auto errors = rec.stream_errors();

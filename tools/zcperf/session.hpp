@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <mutex>
@@ -24,6 +25,8 @@ struct RunSettings {
     double interval = 0;          // seconds between interval records (0: none)
     bool print_intervals = false; // print them as they happen (text mode)
     bool progress = false;        // live line on stderr
+    // Called once every data connection is up, before the clocks start (text mode prints them).
+    std::function<void(const TestRecord&)> on_connected;
 };
 
 struct ClientSetup {
