@@ -396,7 +396,7 @@ std::optional<bool> send_zc_copied(int fd, const std::vector<char>& payload) {
     return copied;
 }
 
-TEST(SinkNamespace, SendZcIntoTheSinkIsZeroCopyButDeliveryCopies) {
+TEST(SinkNamespace, SendZcIntoTheSinkIsZeroCopyButFragmentingOrDeliveringCopies) {
     SKIP_UNLESS_SINK_AVAILABLE();
     const std::vector<char> payload(60000, 'z');
     {
@@ -408,6 +408,16 @@ TEST(SinkNamespace, SendZcIntoTheSinkIsZeroCopyButDeliveryCopies) {
         if (!copied) GTEST_SKIP() << "io_uring SEND_ZC with REPORT_USAGE unavailable";
         EXPECT_FALSE(*copied) << "the sink copied a zero-copy send";
         EXPECT_EQ(sink.qdisc_drops(), 1u);
+    }
+    {
+        // Bigger than the MTU: IP fragmentation copies the payload, so the sink's MTU matters.
+        SinkNamespace sink({.mtu = 1500});
+        UniqueFd s = sink.socket(SinkNamespace::tx, SOCK_DGRAM);
+        sockaddr_in to = sink.address(SinkNamespace::rx, 9);
+        ASSERT_EQ(::connect(s.get(), reinterpret_cast<sockaddr*>(&to), sizeof to), 0);
+        auto copied = send_zc_copied(s.get(), payload);
+        ASSERT_TRUE(copied.has_value());
+        EXPECT_TRUE(*copied) << "a fragmented zero-copy send is expected to copy";
     }
     {
         SinkNamespace link({.drop = false, .mtu = 65535});

@@ -33,7 +33,9 @@ namespace zcio {
 struct SinkOptions {
     // true: tx veth drops everything at its qdisc (the zero-copy sink). false: packets reach rx.
     bool drop = true;
-    // Both veth ends. veth accepts 68..65535; 65535 lets a 60000-byte UDP datagram go unfragmented.
+    // Both veth ends; veth accepts 68..65535. A UDP datagram larger than the MTU is fragmented,
+    // and fragmenting copies: SEND_ZC of 60000 bytes reports COPIED at MTU 1500 or 9000, and is
+    // zero-copy at 65535. (Only the first fragment reaches the qdisc: one drop per datagram.)
     unsigned mtu = 1500;
     // Tags the namespace names (zcio-<prefix>-<slot>-p<pid>-tx) so `ip netns` shows who made them;
     // 1..10 characters of [a-z0-9].
