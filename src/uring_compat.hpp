@@ -85,6 +85,7 @@
 namespace zcio::abi {
 inline constexpr std::uint8_t op_send_zc = 47;
 inline constexpr std::uint8_t op_sendmsg_zc = 48;
+inline constexpr std::uint8_t op_read_multishot = 49;
 inline constexpr std::uint8_t op_recv_zc = 58;
 inline constexpr std::uint8_t op_readv_fixed = 60;
 inline constexpr std::uint8_t op_writev_fixed = 61;

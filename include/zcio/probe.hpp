@@ -44,6 +44,10 @@ struct KernelFeatures {
     bool pbuf_ring_incremental = false;   // IOU_PBUF_RING_INC
     bool query_interface = false;         // IORING_REGISTER_QUERY answered
     bool zcrx_query = false;              // the query interface knows zcrx (op 1)
+    // What IORING_REGISTER_QUERY said (0 where it did not answer); kept for cross-checks and reports.
+    unsigned query_request_opcodes = 0;   // op 0: number of request opcodes (last_op + 1)
+    std::uint64_t query_setup_flags = 0;  // op 0: every IORING_SETUP_* bit the kernel knows
+    int zcrx_query_result = 0;            // op 1's result: 0, or -errno (-EOPNOTSUPP on 6.18)
 
     // Memory
     std::uint64_t memlock_limit = 0;      // RLIMIT_MEMLOCK soft limit, bytes (UINT64_MAX: unlimited)

@@ -51,6 +51,8 @@ public:
     unsigned cq_entries() const noexcept { return ring_.cq.ring_entries; }
     bool ring_fd_registered() const noexcept { return ring_fd_registered_; }
     bool defer_taskrun() const noexcept;
+    // True while run() is calling completion handlers (which must not wait on this ring).
+    bool dispatching() const noexcept { return in_dispatch_; }
     // "SINGLE_ISSUER|DEFER_TASKRUN|SUBMIT_ALL, sq 256, cq 2048, registered fd" and why a fallback.
     std::string describe() const;
 

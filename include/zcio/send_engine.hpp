@@ -70,8 +70,8 @@ struct Release {
     Buffer buffer;              // yours again
 };
 
-using SentHandler = InplaceFunction<void(const SendResult&), 40>;
-using ReleaseHandler = InplaceFunction<void(Release&&), 40>;
+using SentHandler = InplaceFunction<void(const SendResult&), 48>;
+using ReleaseHandler = InplaceFunction<void(Release&&), 48>;
 
 struct TwoStep {
     SentHandler on_sent;
@@ -95,7 +95,7 @@ struct GroupResult {
 // The group must outlive its sends; after the handler ran it can be reused.
 class NotifGroup {
 public:
-    using Handler = InplaceFunction<void(const GroupResult&), 40>;
+    using Handler = InplaceFunction<void(const GroupResult&), 48>;
     explicit NotifGroup(Handler on_flushed) : on_flushed_(std::move(on_flushed)) {}
     NotifGroup(const NotifGroup&) = delete;
     NotifGroup& operator=(const NotifGroup&) = delete;
@@ -126,6 +126,7 @@ struct Counters {
     std::uint64_t auto_probes = 0;     // auto: zero-copy sends tried on a copy-switched socket
     std::uint64_t auto_small = 0;      // auto: sends below the threshold, copied by choice
     std::uint64_t waits = 0;           // send() had to drive the loop for a free slot
+    std::uint64_t stray_cqes = 0;      // CQEs for no live operation: must stay 0 (a bug detector)
     std::uint64_t by_strategy[7] = {}; // requests per Strategy actually used
 };
 

@@ -1,0 +1,923 @@
+// The send path, top to bottom: send() takes an operation slot and the buffer, queues it on its
+// socket; pump() turns queued operations into SQEs (a linked chain per stream socket, so the byte
+// stream stays in order); on_cqe() handles the request result (continue a short send, re-issue a
+// broken chain, record an error) and the notification (usage report); release() hands the buffer
+// back through the completion model. The syscall baselines (plain, msg_zerocopy) join at release().
+#include "zcio/send_engine.hpp"
+
+#include "uring_compat.hpp"
+#include "zcio/error.hpp"
+
+#include <linux/errqueue.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#ifndef SO_EE_ORIGIN_ZEROCOPY
+#define SO_EE_ORIGIN_ZEROCOPY 5
+#endif
+#ifndef SO_EE_CODE_ZEROCOPY_COPIED
+#define SO_EE_CODE_ZEROCOPY_COPIED 1
+#endif
+#ifndef SO_ZEROCOPY
+#define SO_ZEROCOPY 60
+#endif
+#ifndef MSG_ZEROCOPY
+#define MSG_ZEROCOPY 0x4000000
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+
+namespace zcio {
+
+// ---- names ----------------------------------------------------------------------------------------
+
+const char* to_string(Strategy s) noexcept {
+    switch (s) {
+    case Strategy::plain: return "plain";
+    case Strategy::copy: return "copy";
+    case Strategy::msg_zerocopy: return "msg-zerocopy";
+    case Strategy::zc: return "zc";
+    case Strategy::zc_fixed: return "zc-fixed";
+    case Strategy::sendmsg_zc: return "sendmsg-zc";
+    case Strategy::automatic: return "auto";
+    }
+    return "?";
+}
+
+std::optional<Strategy> parse_strategy(std::string_view name) noexcept {
+    for (Strategy s : all_strategies)
+        if (name == to_string(s)) return s;
+    return std::nullopt;
+}
+
+bool is_zero_copy(Strategy s) noexcept {
+    return s == Strategy::msg_zerocopy || s == Strategy::zc || s == Strategy::zc_fixed ||
+           s == Strategy::sendmsg_zc;
+}
+
+const char* to_string(Usage u) noexcept {
+    switch (u) {
+    case Usage::zero_copy: return "zero-copy";
+    case Usage::copied: return "copied";
+    case Usage::not_reported: return "not-reported";
+    }
+    return "?";
+}
+
+namespace {
+
+bool is_syscall_strategy(Strategy s) { return s == Strategy::plain || s == Strategy::msg_zerocopy; }
+
+enum class Model : std::uint8_t { two_step, storage, group };
+
+struct Socket;
+
+// One send, from send() to release. Lives in the engine's slab of operations, allocated once.
+struct Op : Completion {
+    SendEngine::State* engine = nullptr;
+    Op* next = nullptr;  // free list, socket queue, or ready list: an op is on at most one
+    Socket* sock = nullptr;
+    std::uint64_t seq = 0;             // order of send() calls on the socket
+    Buffer buffer;
+    std::size_t done = 0;              // bytes accepted so far
+    Strategy used = Strategy::copy;
+    Model model = Model::storage;
+    bool request_inflight = false;
+    bool request_done = false;         // no more requests will be issued for this op
+    bool counted = false;              // its bytes are in the in-flight totals
+    bool copied = false, zero_copy = false, reported = false;
+    std::uint16_t notifs_pending = 0;
+    int error = 0;
+    std::uint64_t zc_id_first = 0, zc_id_end = 0;  // msg_zerocopy: the error-queue ids it used
+    SentHandler on_sent;
+    ReleaseHandler on_release;
+    NotifGroup* group = nullptr;
+    msghdr msg{};
+    iovec iov{};
+};
+
+struct OpQueue {  // FIFO, intrusive
+    Op* head = nullptr;
+    Op* tail = nullptr;
+    std::size_t size = 0;
+    bool empty() const { return head == nullptr; }
+    void push_back(Op* op) {
+        op->next = nullptr;
+        if (tail) tail->next = op; else head = op;
+        tail = op;
+        ++size;
+    }
+    Op* pop_front() {
+        Op* op = head;
+        head = op->next;
+        if (!head) tail = nullptr;
+        op->next = nullptr;
+        --size;
+        return op;
+    }
+    // Puts an op back in send() order (it came back from a short send or a broken chain).
+    void insert_by_seq(Op* op) {
+        if (!head || op->seq < head->seq) {
+            op->next = head;
+            head = op;
+            if (!tail) tail = op;
+            ++size;
+            return;
+        }
+        Op* at = head;
+        while (at->next && at->next->seq < op->seq) at = at->next;
+        op->next = at->next;
+        at->next = op;
+        if (tail == at) tail = op;
+        ++size;
+    }
+};
+
+struct Socket {
+    SendEngine::State* engine = nullptr;
+    int fd = -1;
+    bool live = false;
+    bool stream = false;
+    Strategy strategy = Strategy::automatic;
+    std::size_t max_inflight = 0;
+    std::size_t inflight = 0;
+    std::uint64_t next_seq = 0;
+    std::uint32_t chain_inflight = 0;  // stream: requests of the current chain still in the kernel
+    std::uint32_t ops = 0;             // ops of this socket not yet released
+    int failed = 0;                    // stream: first fatal error; later sends fail with it
+    OpQueue queue;                     // accepted, not yet submitted
+    Counters counters;
+    // auto
+    bool auto_copy_mode = false;
+    std::uint32_t copied_streak = 0;
+    std::uint32_t since_probe = 0;
+    // msg_zerocopy
+    bool so_zerocopy = false;
+    std::uint64_t zc_next_id = 0;
+    OpQueue zc_waiting;                // sent with MSG_ZEROCOPY, notice pending, id order
+    struct ErrPoll : Completion {
+        Socket* sock = nullptr;
+        bool armed = false;
+    } errpoll;
+};
+
+}  // namespace
+
+struct SendEngine::State {
+    Ring& ring;
+    EngineOptions opt;
+    std::shared_ptr<Op[]> ops;         // shared: parked on the ring if the kernel outlives us
+    Op* free_ops = nullptr;
+    std::uint32_t ops_in_use = 0;
+    std::vector<std::unique_ptr<Socket>> sockets;
+    std::size_t inflight = 0;
+    Counters counters;
+    OpQueue ready;                     // syscall sends done, to be released from run()
+    std::vector<NotifGroup*> flushed_empty;  // flushed with nothing pending: fire from run()
+    bool ring_is_ours_to_wait = true;
+
+    State(Ring& r, const EngineOptions& o) : ring(r), opt(o) {}
+
+    // ---- operation slots ------------------------------------------------------------------
+    Op* take_op() {
+        Op* op = free_ops;
+        if (!op) return nullptr;
+        free_ops = op->next;
+        ++ops_in_use;
+        return op;
+    }
+    void put_op(Op* op) {
+        op->buffer.reset();
+        op->on_sent.reset();
+        op->on_release.reset();
+        op->group = nullptr;
+        op->sock = nullptr;
+        op->next = free_ops;
+        free_ops = op;
+        --ops_in_use;
+    }
+
+    Socket& socket(SocketId id) const {
+        if (id >= sockets.size() || !sockets[id] || !sockets[id]->live)
+            throw SetupError("SendEngine: unknown socket id " + std::to_string(id), 0,
+                             "use the id add_socket() returned, before remove_socket()");
+        return *sockets[id];
+    }
+
+    // ---- send(): accept --------------------------------------------------------------------
+    void accept(SocketId id, Buffer&& buffer, Model model, SentHandler on_sent, ReleaseHandler on_release,
+                NotifGroup* group, std::optional<Strategy> override);
+    Strategy choose(Socket& s, const Buffer& b, std::optional<Strategy> override);
+
+    // ---- submission ---------------------------------------------------------------------------
+    void pump(Socket& s);
+    bool room_for(const Socket& s, const Op& op) const {
+        const std::size_t n = op.buffer.size() - op.done;
+        // A single send larger than the bound must still go: the bound is on what waits behind it.
+        if (op.counted) return true;
+        const bool socket_idle = s.inflight == 0, engine_idle = inflight == 0;
+        return (socket_idle || s.inflight + n <= s.max_inflight) &&
+               (engine_idle || inflight + n <= opt.max_inflight_bytes);
+    }
+    void prep(Socket& s, Op& op, bool link);
+    void syscall_send(Socket& s, Op& op);
+    void send_plain(Socket& s, Op& op);
+
+    // ---- completion ---------------------------------------------------------------------------
+    static void on_cqe(Completion* c, const io_uring_cqe& cqe);
+    void on_request(Op& op, const io_uring_cqe& cqe);
+    void on_notification(Op& op, const io_uring_cqe& cqe);
+    void fail_socket(Socket& s, int err);
+    void maybe_release(Op& op) {
+        if (op.request_done && op.notifs_pending == 0 && !op.request_inflight) release(op);
+    }
+    void release(Op& op);
+    void auto_learn(Socket& s, const Op& op);
+    void drain_errqueue(Socket& s);
+    void arm_errpoll(Socket& s);
+    static void on_errpoll(Completion* c, const io_uring_cqe& cqe);
+    int dispatch_ready();
+    void fire_group(NotifGroup& g);
+};
+
+namespace {
+using State = SendEngine::State;
+}
+
+// ---- construction ----------------------------------------------------------------------------------
+
+SendEngine::SendEngine(Ring& ring, const EngineOptions& options) : s_(std::make_unique<State>(ring, options)) {
+    if (options.max_ops == 0 || options.max_ops > (1u << 20))
+        throw SetupError("SendEngine: max_ops must be 1..1048576", 0);
+    if (options.max_chain == 0) throw SetupError("SendEngine: max_chain must be > 0", 0);
+    if (ring.cq_entries() < 2 * ring.sq_entries())
+        throw SetupError("SendEngine: the ring's CQ (" + std::to_string(ring.cq_entries()) +
+                             ") is under twice its SQ", 0,
+                         "every zero-copy send posts two CQEs: set RingOptions::cq_entries >= 2 x sq_entries");
+    s_->ops = std::shared_ptr<Op[]>(new Op[options.max_ops]);  // NOLINT: shared_ptr<T[]> has no make_ before C++20 in libstdc++ 12
+    for (std::uint32_t i = options.max_ops; i-- > 0;) {
+        Op& op = s_->ops[i];
+        op.fn = &State::on_cqe;
+        op.engine = s_.get();
+        op.next = s_->free_ops;
+        s_->free_ops = &op;
+    }
+}
+
+SendEngine::~SendEngine() {
+    State& st = *s_;
+    // Fail what never reached the kernel, cancel what did, then wait for every CQE that can
+    // still point into our operations.
+    for (auto& sp : st.sockets)
+        if (sp && sp->live) {
+            if (!sp->failed) sp->failed = -ECANCELED;
+            st.fail_socket(*sp, sp->failed);
+        }
+    for (auto& sp : st.sockets) {
+        if (!sp || !sp->live || (sp->chain_inflight == 0 && sp->ops == 0)) continue;
+        io_uring_sqe* sqe = st.ring.sqe();
+        io_uring_prep_cancel_fd(sqe, sp->fd, IORING_ASYNC_CANCEL_ALL);
+        io_uring_sqe_set_data(sqe, nullptr);
+    }
+    const auto deadline = std::chrono::steady_clock::now() + st.opt.shutdown_timeout;
+    while ((st.ops_in_use > 0 || !st.ready.empty()) && std::chrono::steady_clock::now() < deadline) {
+        st.dispatch_ready();
+        for (auto& sp : st.sockets)
+            if (sp && sp->live && !sp->zc_waiting.empty()) st.drain_errqueue(*sp);
+        st.ring.run(1, std::chrono::milliseconds(10));
+    }
+    bool parked = st.ops_in_use > 0;
+    for (auto& sp : st.sockets) parked |= sp && sp->errpoll.armed;
+    if (parked) {
+        // The kernel still holds requests (a peer that never acknowledges keeps notifications
+        // back). Their CQEs will name our operations: keep the memory until the ring is gone, and
+        // make those CQEs harmless. Buffers inside go home when the ring releases them.
+        for (std::uint32_t i = 0; i < st.opt.max_ops; ++i) {
+            st.ops[i].fn = [](Completion*, const io_uring_cqe&) {};
+            st.ops[i].on_sent.reset();
+            st.ops[i].on_release.reset();
+            st.ops[i].group = nullptr;
+        }
+        for (auto& sp : st.sockets)
+            if (sp) sp->errpoll.fn = [](Completion*, const io_uring_cqe&) {};
+        st.ring.keep_until_exit(st.ops);
+        std::shared_ptr<void> sockets_keep(
+            new std::vector<std::unique_ptr<Socket>>(std::move(st.sockets)),  // NOLINT
+            [](void* p) { delete static_cast<std::vector<std::unique_ptr<Socket>>*>(p); });
+        st.ring.keep_until_exit(std::move(sockets_keep));
+    }
+}
+
+SocketId SendEngine::add_socket(int fd, const SocketOptions& options) {
+    State& st = *s_;
+    int type = 0;
+    socklen_t len = sizeof type;
+    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0)
+        throw SetupError("SendEngine::add_socket: fd " + std::to_string(fd) + " is not a socket", errno);
+    if (type != SOCK_STREAM && type != SOCK_DGRAM)
+        throw SetupError("SendEngine::add_socket: only SOCK_STREAM and SOCK_DGRAM sockets are supported", 0);
+    if (options.max_inflight_bytes == 0)
+        throw SetupError("SendEngine::add_socket: max_inflight_bytes must be > 0", 0);
+    auto sock = std::make_unique<Socket>();
+    sock->engine = &st;
+    sock->fd = fd;
+    sock->live = true;
+    sock->stream = type == SOCK_STREAM;
+    sock->strategy = options.strategy;
+    sock->max_inflight = options.max_inflight_bytes;
+    sock->errpoll.fn = &State::on_errpoll;
+    sock->errpoll.sock = sock.get();
+    if (options.udp_gso_size) {
+        if (sock->stream) throw SetupError("SendEngine::add_socket: udp_gso_size on a TCP socket", 0);
+        int gso = options.udp_gso_size;
+        if (::setsockopt(fd, SOL_UDP, UDP_SEGMENT, &gso, sizeof gso) != 0)
+            throw SetupError("SendEngine::add_socket: setsockopt(UDP_SEGMENT) failed", errno,
+                             "UDP GSO needs Linux 4.18+ and a UDP socket");
+    }
+    if (options.strategy == Strategy::msg_zerocopy) {
+        int one = 1;
+        if (::setsockopt(fd, SOL_SOCKET, SO_ZEROCOPY, &one, sizeof one) != 0)
+            throw SetupError("SendEngine::add_socket: setsockopt(SO_ZEROCOPY) failed", errno,
+                             "MSG_ZEROCOPY needs Linux 4.14+ (TCP) / 5.0+ (UDP)");
+        sock->so_zerocopy = true;
+    }
+    for (SocketId id = 0; id < st.sockets.size(); ++id)
+        if (!st.sockets[id]) {
+            st.sockets[id] = std::move(sock);
+            return id;
+        }
+    st.sockets.push_back(std::move(sock));
+    return static_cast<SocketId>(st.sockets.size() - 1);
+}
+
+void SendEngine::remove_socket(SocketId id) {
+    State& st = *s_;
+    Socket& s = st.socket(id);
+    st.fail_socket(s, -ECANCELED);
+    if (s.chain_inflight > 0 || s.errpoll.armed) {
+        io_uring_sqe* sqe = st.ring.sqe();
+        io_uring_prep_cancel_fd(sqe, s.fd, IORING_ASYNC_CANCEL_ALL);
+        io_uring_sqe_set_data(sqe, nullptr);
+    }
+    while (s.ops > 0 || s.errpoll.armed) {
+        if (!s.zc_waiting.empty()) st.drain_errqueue(s);
+        if (run(true, std::chrono::milliseconds(100)) < 0 && s.ops > 0 && s.zc_waiting.empty()) continue;
+    }
+    st.sockets[id].reset();
+}
+
+int SendEngine::set_strategy(SocketId id, Strategy strategy) {
+    Socket& s = s_->socket(id);
+    if (is_syscall_strategy(strategy) != is_syscall_strategy(s.strategy) && s.ops > 0) return -EBUSY;
+    if (strategy == Strategy::msg_zerocopy && !s.so_zerocopy) {
+        int one = 1;
+        if (::setsockopt(s.fd, SOL_SOCKET, SO_ZEROCOPY, &one, sizeof one) != 0) return -errno;
+        s.so_zerocopy = true;
+    }
+    s.strategy = strategy;
+    return 0;
+}
+
+Strategy SendEngine::strategy(SocketId id) const { return s_->socket(id).strategy; }
+
+// ---- send ------------------------------------------------------------------------------------------
+
+void SendEngine::send(SocketId id, Buffer&& buffer, TwoStep h, std::optional<Strategy> override) {
+    s_->accept(id, std::move(buffer), Model::two_step, std::move(h.on_sent), std::move(h.on_release), nullptr,
+               override);
+}
+void SendEngine::send(SocketId id, Buffer&& buffer, Storage h, std::optional<Strategy> override) {
+    s_->accept(id, std::move(buffer), Model::storage, {}, std::move(h.on_complete), nullptr, override);
+}
+void SendEngine::send(SocketId id, Buffer&& buffer, NotifGroup& group, std::optional<Strategy> override) {
+    if (group.flushed_) {  // reuse after the handler ran starts a new round
+        group.flushed_ = false;
+        group.result_ = {};
+    }
+    ++group.pending_;
+    s_->accept(id, std::move(buffer), Model::group, {}, {}, &group, override);
+}
+
+void SendEngine::flush(NotifGroup& group) {
+    group.flushed_ = true;
+    if (group.pending_ == 0) s_->flushed_empty.push_back(&group);
+}
+
+Strategy State::choose(Socket& s, const Buffer& b, std::optional<Strategy> override) {
+    Strategy want = override && !is_syscall_strategy(*override) ? *override : s.strategy;
+    if (want != Strategy::automatic) {
+        // zc_fixed needs the buffer in this ring's table; plain memory goes as zc (and says so).
+        if (want == Strategy::zc_fixed && !b.registered_on(ring.native())) {
+            ++counters.fallbacks;
+            ++s.counters.fallbacks;
+            return Strategy::zc;
+        }
+        return want;
+    }
+    const Strategy zc = b.registered_on(ring.native()) ? Strategy::zc_fixed : Strategy::zc;
+    if (b.size() < opt.auto_threshold) {
+        ++counters.auto_small;
+        ++s.counters.auto_small;
+        return Strategy::copy;
+    }
+    if (s.auto_copy_mode) {
+        if (++s.since_probe < opt.auto_reprobe_every) return Strategy::copy;
+        s.since_probe = 0;
+        ++counters.auto_probes;
+        ++s.counters.auto_probes;
+    }
+    return zc;
+}
+
+void State::accept(SocketId id, Buffer&& buffer, Model model, SentHandler on_sent, ReleaseHandler on_release,
+                   NotifGroup* group, std::optional<Strategy> override) {
+    Socket& s = socket(id);
+    Op* op = take_op();
+    if (!op && ring.dispatching()) {
+        // Every slot is in use and we are inside a completion handler, where the loop cannot run
+        // (the CQEs being walked are ours). Refuse this send now, in the caller's hands.
+        ++counters.errors;
+        ++s.counters.errors;
+        Release r{-ENOBUFS, 0, Usage::not_reported, s.strategy, std::move(buffer)};
+        if (group) {
+            ++group->result_.sends;
+            ++group->result_.errors;
+            if (!group->result_.first_error) group->result_.first_error = -ENOBUFS;
+            r.buffer.reset();
+            if (--group->pending_ == 0 && group->flushed_) flushed_empty.push_back(group);
+        } else {
+            if (on_sent) on_sent(SendResult{-ENOBUFS});
+            if (on_release) on_release(std::move(r));
+        }
+        return;
+    }
+    while (!op) {
+        // Every slot is in use: drive the loop until a release frees one.
+        ++counters.waits;
+        ++s.counters.waits;
+        dispatch_ready();
+        if (ring.run(1, std::chrono::milliseconds(100)) == -ETIME) {
+            for (auto& sp : sockets)
+                if (sp && sp->live && !sp->zc_waiting.empty()) drain_errqueue(*sp);
+        }
+        op = take_op();
+    }
+    op->sock = &s;
+    op->seq = s.next_seq++;
+    op->model = model;
+    op->on_sent = std::move(on_sent);
+    op->on_release = std::move(on_release);
+    op->group = group;
+    op->done = 0;
+    op->request_inflight = op->request_done = op->counted = false;
+    op->copied = op->zero_copy = op->reported = false;
+    op->notifs_pending = 0;
+    op->error = 0;
+    op->used = choose(s, buffer, override);
+    op->buffer = std::move(buffer);
+    ++s.ops;
+    ++counters.sends;
+    ++s.counters.sends;
+
+    if (!op->buffer || op->buffer.size() == 0) {
+        op->error = op->buffer ? 0 : -EINVAL;  // an empty handle is a caller bug; zero bytes is a no-op
+        op->request_done = true;
+        ready.push_back(op);
+        return;
+    }
+    if (s.failed) {
+        op->error = s.failed;
+        op->request_done = true;
+        ready.push_back(op);
+        return;
+    }
+    s.queue.push_back(op);
+    pump(s);
+}
+
+// ---- submission ------------------------------------------------------------------------------------
+
+void State::pump(Socket& s) {
+    if (s.failed) {
+        fail_socket(s, s.failed);
+        return;
+    }
+    if (s.stream && s.chain_inflight > 0) return;  // the next chain waits for this one: order
+    Op* prev = nullptr;
+    std::uint32_t chained = 0;
+    while (!s.queue.empty() && room_for(s, *s.queue.head)) {
+        Op* op = s.queue.head;
+        if (is_syscall_strategy(op->used)) {
+            if (s.chain_inflight > 0) break;  // io_uring sends ahead of it must finish first
+            s.queue.pop_front();
+            if (!op->counted) {
+                op->counted = true;
+                s.inflight += op->buffer.size();
+                inflight += op->buffer.size();
+            }
+            syscall_send(s, *op);
+            continue;
+        }
+        s.queue.pop_front();
+        if (!op->counted) {
+            op->counted = true;
+            s.inflight += op->buffer.size();
+            inflight += op->buffer.size();
+        }
+        if (prev) prev->request_inflight = true;  // (already set below; kept for clarity)
+        const bool more = s.stream && !s.queue.empty() && chained + 1 < opt.max_chain &&
+                          !is_syscall_strategy(s.queue.head->used) && room_for(s, *s.queue.head);
+        prep(s, *op, s.stream && more);
+        prev = op;
+        ++chained;
+        if (s.stream && !more) break;
+    }
+}
+
+void State::prep(Socket& s, Op& op, bool link) {
+    io_uring_sqe* sqe = ring.sqe();
+    const std::byte* data = op.buffer.data() + op.done;
+    const std::size_t len = op.buffer.size() - op.done;
+    // MSG_WAITALL: on a stream socket the kernel keeps sending until all is queued, so a short
+    // result means an error or a signal, and breaks the link chain behind it.
+    const int flags = (s.stream ? MSG_WAITALL : 0) | MSG_NOSIGNAL;
+    switch (op.used) {
+    case Strategy::copy:
+        io_uring_prep_send(sqe, s.fd, data, len, flags);
+        break;
+    case Strategy::zc:
+        io_uring_prep_send_zc(sqe, s.fd, data, len, flags, IORING_SEND_ZC_REPORT_USAGE);
+        break;
+    case Strategy::zc_fixed:
+        io_uring_prep_send_zc_fixed(sqe, s.fd, data, len, flags, IORING_SEND_ZC_REPORT_USAGE,
+                                    static_cast<unsigned>(op.buffer.buf_index()));
+        break;
+    case Strategy::sendmsg_zc:
+        op.iov = {const_cast<std::byte*>(data), len};
+        op.msg = {};
+        op.msg.msg_iov = &op.iov;
+        op.msg.msg_iovlen = 1;
+        io_uring_prep_sendmsg_zc(sqe, s.fd, &op.msg, static_cast<unsigned>(flags));
+        sqe->ioprio |= IORING_SEND_ZC_REPORT_USAGE;
+        if (op.buffer.registered_on(ring.native())) {
+            sqe->ioprio |= IORING_RECVSEND_FIXED_BUF;
+            sqe->buf_index = static_cast<std::uint16_t>(op.buffer.buf_index());
+        }
+        break;
+    default:
+        break;  // syscall strategies never get here
+    }
+    if (link) sqe->flags |= IOSQE_IO_LINK;
+    io_uring_sqe_set_data(sqe, &op);
+    op.request_inflight = true;
+    ++s.chain_inflight;
+    ++counters.requests;
+    ++s.counters.requests;
+    ++counters.by_strategy[static_cast<int>(op.used)];
+    ++s.counters.by_strategy[static_cast<int>(op.used)];
+}
+
+void State::syscall_send(Socket& s, Op& op) {
+    ++counters.requests;
+    ++s.counters.requests;
+    ++counters.by_strategy[static_cast<int>(op.used)];
+    ++s.counters.by_strategy[static_cast<int>(op.used)];
+    if (op.used == Strategy::plain) {
+        send_plain(s, op);
+        return;
+    }
+    // MSG_ZEROCOPY: each successful call takes the next id of the socket's notification counter.
+    op.zc_id_first = s.zc_next_id;
+    while (op.done < op.buffer.size()) {
+        const ssize_t n = ::send(s.fd, op.buffer.data() + op.done, op.buffer.size() - op.done,
+                                 MSG_ZEROCOPY | MSG_NOSIGNAL);
+        if (n >= 0) {
+            op.done += static_cast<std::size_t>(n);
+            ++s.zc_next_id;
+            if (!s.stream) break;
+            if (op.done < op.buffer.size()) {
+                ++counters.short_sends;
+                ++s.counters.short_sends;
+            }
+            continue;
+        }
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) {
+            pollfd p{s.fd, POLLOUT, 0};
+            ::poll(&p, 1, 1000);
+            continue;
+        }
+        if (errno == ENOBUFS) {
+            // optmem_max exhausted by unacknowledged zero-copy sends: copy this one instead.
+            ++counters.fallbacks;
+            ++s.counters.fallbacks;
+            send_plain(s, op);
+            op.used = Strategy::plain;
+            break;
+        }
+        op.error = -errno;
+        break;
+    }
+    op.zc_id_end = s.zc_next_id;
+    op.request_done = true;
+    counters.bytes += op.done;
+    s.counters.bytes += op.done;
+    if (op.error && s.stream && !s.failed) s.failed = op.error;
+    if (op.zc_id_end > op.zc_id_first) {
+        s.zc_waiting.push_back(&op);
+        drain_errqueue(s);
+        if (!s.zc_waiting.empty()) arm_errpoll(s);
+    } else {
+        ready.push_back(&op);
+    }
+}
+
+void State::send_plain(Socket& s, Op& op) {
+    while (op.done < op.buffer.size()) {
+        const ssize_t n = ::send(s.fd, op.buffer.data() + op.done, op.buffer.size() - op.done, MSG_NOSIGNAL);
+        if (n >= 0) {
+            op.done += static_cast<std::size_t>(n);
+            if (!s.stream) break;
+            continue;
+        }
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) {
+            pollfd p{s.fd, POLLOUT, 0};
+            ::poll(&p, 1, 1000);
+            continue;
+        }
+        op.error = -errno;
+        break;
+    }
+    if (op.used == Strategy::plain) {
+        counters.bytes += op.done;
+        s.counters.bytes += op.done;
+        op.request_done = true;
+        if (op.error && s.stream && !s.failed) s.failed = op.error;
+        ready.push_back(&op);
+    }
+    op.copied = true;
+}
+
+// ---- completion ------------------------------------------------------------------------------------
+
+void State::on_cqe(Completion* c, const io_uring_cqe& cqe) {
+    Op& op = *static_cast<Op*>(c);
+    State& st = *op.engine;
+    if (!op.sock) {  // a CQE for a free slot: a bookkeeping bug; count it rather than crash
+        ++st.counters.stray_cqes;
+        return;
+    }
+    if (cqe.flags & IORING_CQE_F_NOTIF) st.on_notification(op, cqe);
+    else st.on_request(op, cqe);
+}
+
+void State::on_request(Op& op, const io_uring_cqe& cqe) {
+    Socket& s = *op.sock;
+    op.request_inflight = false;
+    --s.chain_inflight;
+    // F_MORE on a zero-copy request: a notification will follow (even for a failed send).
+    const int res = cqe.res;
+    if (cqe.flags & IORING_CQE_F_MORE) ++op.notifs_pending;
+    // A zero-copy request cancelled because the link ahead of it failed completes with flags 0 on
+    // 6.18, yet its notification still comes when the request is freed (the link-failure path
+    // skips the hook that sets F_MORE). Wait for it, or the slot is reused under a live CQE.
+    else if (res == -ECANCELED && op.used != Strategy::copy) ++op.notifs_pending;
+    if (res >= 0) {
+        op.done += static_cast<std::size_t>(res);
+        counters.bytes += static_cast<std::size_t>(res);
+        s.counters.bytes += static_cast<std::size_t>(res);
+        if (op.done < op.buffer.size() && s.stream && !s.failed) {
+            // Short (a signal, or the peer's window for a non-blocking retry): continue it first.
+            ++counters.short_sends;
+            ++s.counters.short_sends;
+            s.queue.insert_by_seq(&op);
+        } else {
+            op.request_done = true;
+        }
+    } else if (res == -ECANCELED && !s.failed) {
+        // The link chain broke ahead of us (a short send); we were never issued. Go again, in order.
+        s.queue.insert_by_seq(&op);
+    } else {
+        op.error = res == -ECANCELED && s.failed ? s.failed : res;
+        op.request_done = true;
+        if (s.stream && !s.failed) s.failed = op.error;
+    }
+    if (op.request_done && op.model == Model::two_step && op.on_sent) {
+        SentHandler h = std::move(op.on_sent);
+        h(SendResult{op.error ? op.error : static_cast<int>(op.done)});
+    }
+    if (op.request_done) maybe_release(op);
+    if (s.chain_inflight == 0) pump(s);
+}
+
+void State::on_notification(Op& op, const io_uring_cqe& cqe) {
+    ++counters.notifications;
+    ++op.sock->counters.notifications;
+    --op.notifs_pending;
+    // With REPORT_USAGE the kernel sets the COPIED bit when it copied instead; res is otherwise 0.
+    op.reported = true;
+    if (static_cast<std::uint32_t>(cqe.res) & IORING_NOTIF_USAGE_ZC_COPIED) op.copied = true;
+    else op.zero_copy = true;
+    maybe_release(op);
+}
+
+void State::fail_socket(Socket& s, int err) {
+    if (!s.failed) s.failed = err;
+    while (!s.queue.empty()) {
+        Op* op = s.queue.pop_front();
+        op->error = err;
+        op->request_done = true;
+        if (op->model == Model::two_step && op->on_sent) {
+            SentHandler h = std::move(op->on_sent);
+            h(SendResult{err});
+        }
+        maybe_release(*op);
+    }
+}
+
+void State::auto_learn(Socket& s, const Op& op) {
+    if (s.strategy != Strategy::automatic || !is_zero_copy(op.used) || !op.reported || op.error) return;
+    if (op.copied) {
+        if (!s.auto_copy_mode && ++s.copied_streak >= opt.auto_copied_streak) {
+            // The kernel copies anyway (loopback, a device without scatter-gather): pinning pages
+            // and waiting for notifications only costs. Copy, and look again now and then.
+            s.auto_copy_mode = true;
+            s.since_probe = 0;
+            ++counters.auto_to_copy;
+            ++s.counters.auto_to_copy;
+        }
+    } else {
+        s.copied_streak = 0;
+        if (s.auto_copy_mode) {
+            s.auto_copy_mode = false;
+            ++counters.auto_to_zc;
+            ++s.counters.auto_to_zc;
+        }
+    }
+}
+
+void State::release(Op& op) {
+    Socket& s = *op.sock;
+    if (op.model == Model::two_step && op.on_sent) {
+        // Syscall strategies and refused sends have no separate "sent" event: it comes first here.
+        SentHandler h = std::move(op.on_sent);
+        h(SendResult{op.error ? op.error : static_cast<int>(op.done)});
+    }
+    if (op.counted) {
+        s.inflight -= op.buffer.size();
+        inflight -= op.buffer.size();
+    }
+    Usage usage = Usage::not_reported;
+    if (op.used == Strategy::copy || op.used == Strategy::plain) usage = Usage::copied;
+    else if (op.copied) usage = Usage::copied;  // any part copied counts as copied
+    else if (op.zero_copy) usage = Usage::zero_copy;
+    if (op.error) {
+        ++counters.errors;
+        ++s.counters.errors;
+    }
+    if (usage == Usage::zero_copy) { ++counters.zero_copy; ++s.counters.zero_copy; }
+    else if (usage == Usage::copied) { ++counters.copied; ++s.counters.copied; }
+    else { ++counters.not_reported; ++s.counters.not_reported; }
+    auto_learn(s, op);
+
+    Release r{op.error, op.done, usage, op.used, std::move(op.buffer)};
+    ReleaseHandler handler = std::move(op.on_release);
+    NotifGroup* group = op.group;
+    const Model model = op.model;
+    --s.ops;
+    put_op(&op);
+    // The op slot is free before user code runs: the handler may send again.
+    if (model == Model::group) {
+        GroupResult& g = group->result_;
+        ++g.sends;
+        g.bytes += r.bytes;
+        if (usage == Usage::zero_copy) ++g.zero_copy;
+        if (usage == Usage::copied) ++g.copied;
+        if (r.error) {
+            ++g.errors;
+            if (!g.first_error) g.first_error = r.error;
+        }
+        r.buffer.reset();  // back to its arena now: the kernel is done with it
+        if (--group->pending_ == 0 && group->flushed_) fire_group(*group);
+    } else if (handler) {
+        handler(std::move(r));
+    }
+    if (!s.queue.empty() && (!s.stream || s.chain_inflight == 0)) pump(s);
+    // The engine-wide bound may have held other sockets back.
+    if (inflight < opt.max_inflight_bytes)
+        for (std::size_t i = 0; i < sockets.size(); ++i) {  // by index: a handler may add sockets
+            Socket* o = sockets[i].get();
+            if (o && o->live && o != &s && !o->queue.empty() && (!o->stream || o->chain_inflight == 0)) pump(*o);
+        }
+}
+
+void State::fire_group(NotifGroup& g) {
+    GroupResult result = g.result_;
+    g.result_ = {};
+    g.on_flushed_(result);
+}
+
+// ---- MSG_ZEROCOPY notifications (the socket error queue) ------------------------------------------
+
+void State::drain_errqueue(Socket& s) {
+    for (;;) {
+        char control[128];
+        msghdr msg{};
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        if (::recvmsg(s.fd, &msg, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) return;  // EAGAIN: none yet
+        for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+            if (!((cm->cmsg_level == SOL_IP && cm->cmsg_type == IP_RECVERR) ||
+                  (cm->cmsg_level == SOL_IPV6 && cm->cmsg_type == IPV6_RECVERR)))
+                continue;
+            sock_extended_err ee;
+            std::memcpy(&ee, CMSG_DATA(cm), sizeof ee);
+            if (ee.ee_origin != SO_EE_ORIGIN_ZEROCOPY) continue;
+            // Ids [ee_info, ee_data] are done (32-bit, wrapping): release every op they cover.
+            ++counters.notifications;
+            ++s.counters.notifications;
+            const bool copied = (ee.ee_code & SO_EE_CODE_ZEROCOPY_COPIED) != 0;
+            const std::uint32_t hi = ee.ee_data;
+            while (!s.zc_waiting.empty()) {
+                Op* op = s.zc_waiting.head;
+                const auto last = static_cast<std::uint32_t>(op->zc_id_end - 1);
+                if (static_cast<std::int32_t>(last - hi) > 0) break;  // not covered yet
+                s.zc_waiting.pop_front();
+                op->reported = true;
+                (copied ? op->copied : op->zero_copy) = true;
+                release(*op);
+            }
+        }
+    }
+}
+
+void State::arm_errpoll(Socket& s) {
+    if (s.errpoll.armed) return;
+    io_uring_sqe* sqe = ring.sqe();
+    io_uring_prep_poll_add(sqe, s.fd, POLLERR);
+    io_uring_sqe_set_data(sqe, &s.errpoll);
+    s.errpoll.armed = true;
+}
+
+void State::on_errpoll(Completion* c, const io_uring_cqe&) {
+    auto& p = *static_cast<Socket::ErrPoll*>(c);
+    Socket& s = *p.sock;
+    p.armed = false;
+    s.engine->drain_errqueue(s);
+    if (!s.zc_waiting.empty()) s.engine->arm_errpoll(s);
+}
+
+// ---- the loop --------------------------------------------------------------------------------------
+
+int State::dispatch_ready() {
+    int n = 0;
+    while (!ready.empty()) {
+        release(*ready.pop_front());
+        ++n;
+    }
+    while (!flushed_empty.empty()) {
+        NotifGroup* g = flushed_empty.back();
+        flushed_empty.pop_back();
+        if (g->pending_ == 0 && g->flushed_) fire_group(*g);
+        ++n;
+    }
+    return n;
+}
+
+int SendEngine::run(bool wait, std::chrono::nanoseconds timeout) {
+    State& st = *s_;
+    int n = st.dispatch_ready();
+    const int r = st.ring.run(wait && n == 0 ? 1 : 0, timeout);
+    if (r < 0) return n > 0 ? n : r;
+    return n + r + st.dispatch_ready();
+}
+
+int SendEngine::drain(std::chrono::nanoseconds timeout) {
+    State& st = *s_;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (st.ops_in_use > 0 || !st.ready.empty() || !st.flushed_empty.empty()) {
+        const auto left = deadline - std::chrono::steady_clock::now();
+        if (left <= std::chrono::nanoseconds::zero()) return -ETIME;
+        const int r = run(true, std::min<std::chrono::nanoseconds>(left, std::chrono::milliseconds(100)));
+        if (r < 0 && r != -ETIME) return r;
+    }
+    return 0;
+}
+
+std::size_t SendEngine::inflight_bytes() const noexcept { return s_->inflight; }
+std::size_t SendEngine::inflight_bytes(SocketId id) const { return s_->socket(id).inflight; }
+std::uint32_t SendEngine::ops_in_use() const noexcept { return s_->ops_in_use; }
+const Counters& SendEngine::counters() const noexcept { return s_->counters; }
+const Counters& SendEngine::counters(SocketId id) const { return s_->socket(id).counters; }
+Ring& SendEngine::ring() noexcept { return s_->ring; }
+
+}  // namespace zcio

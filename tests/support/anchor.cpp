@@ -1,1 +1,0 @@
-int zcio_test_support_anchor = 0;

@@ -1,0 +1,520 @@
+// The send engine against the real kernel: loopback TCP streams checked byte for byte, for every
+// strategy and completion model; usage truth; auto; groups; backpressure; faults; shutdown.
+#include "zcio/buffer_arena.hpp"
+#include "zcio/error.hpp"
+#include "zcio/send_engine.hpp"
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "net_fixtures.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using zcio::test::StreamChecker;
+
+enum class ModelKind { two_step, storage, group };
+const char* name(ModelKind m) {
+    return m == ModelKind::two_step ? "two_step" : m == ModelKind::storage ? "storage" : "group";
+}
+
+// What every release told us, summed.
+struct Tally {
+    std::uint64_t releases = 0, sent_events = 0, bytes = 0, errors = 0, zero_copy = 0, copied = 0;
+    std::uint64_t sent_before_release_violations = 0;
+};
+
+// Sends `total` patterned bytes in random-size pieces (1 B .. max_piece) with many in flight,
+// through one strategy and one completion model; returns when every buffer is back.
+Tally stream_through(zcio::SendEngine& engine, zcio::BufferArena& arena, zcio::SocketId sock,
+                     ModelKind model, std::uint64_t total, std::size_t max_piece, std::uint32_t seed) {
+    Tally t;
+    std::mt19937 rng(seed);
+    // Mostly small-to-medium, sometimes the whole slab: covers 1 B and 1 MiB.
+    std::uniform_int_distribution<std::size_t> pick(1, max_piece);
+    std::uint64_t offset = 0;
+    zcio::NotifGroup group([&t](const zcio::GroupResult& g) {
+        t.releases += g.sends;
+        t.bytes += g.bytes;
+        t.errors += g.errors;
+        t.zero_copy += g.zero_copy;
+        t.copied += g.copied;
+        ++t.sent_events;  // one group event
+    });
+    std::uint64_t group_sends = 0;
+    while (offset < total) {
+        zcio::Buffer b = arena.take();
+        while (!b) {
+            engine.run(true, 100ms);
+            b = arena.take();
+        }
+        std::size_t n = pick(rng);
+        if (rng() % 16 == 0) n = std::min<std::size_t>(b.capacity(), max_piece);
+        n = static_cast<std::size_t>(std::min<std::uint64_t>(n, total - offset));
+        b.resize(n);
+        zcio::test::fill_pattern(b.span(), offset);
+        offset += n;
+        switch (model) {
+        case ModelKind::two_step: {
+            auto* tp = &t;
+            engine.send(sock, std::move(b),
+                        zcio::TwoStep{[tp](const zcio::SendResult&) { ++tp->sent_events; },
+                                      [tp](zcio::Release&& r) {
+                                          ++tp->releases;
+                                          if (tp->sent_events < tp->releases) ++tp->sent_before_release_violations;
+                                          tp->bytes += r.bytes;
+                                          tp->errors += r.error != 0;
+                                          tp->zero_copy += r.usage == zcio::Usage::zero_copy;
+                                          tp->copied += r.usage == zcio::Usage::copied;
+                                      }});
+            break;
+        }
+        case ModelKind::storage: {
+            auto* tp = &t;
+            engine.send(sock, std::move(b), zcio::Storage{[tp](zcio::Release&& r) {
+                            ++tp->releases;
+                            tp->bytes += r.bytes;
+                            tp->errors += r.error != 0;
+                            tp->zero_copy += r.usage == zcio::Usage::zero_copy;
+                            tp->copied += r.usage == zcio::Usage::copied;
+                            EXPECT_TRUE(r.buffer) << "the buffer must come back in the release";
+                        }});
+            break;
+        }
+        case ModelKind::group:
+            engine.send(sock, std::move(b), group);
+            ++group_sends;
+            if (group_sends % 64 == 0) {  // close a group every 64 sends, wait for its one event
+                engine.flush(group);
+                while (group.pending() > 0 || group.flushed()) {
+                    if (engine.run(true, 1s) == -ETIME) break;
+                    if (group.pending() == 0 && t.releases == group_sends) break;
+                }
+            }
+            break;
+        }
+    }
+    if (model == ModelKind::group) engine.flush(group);
+    EXPECT_EQ(engine.drain(30s), 0) << "every send must be released";
+    return t;
+}
+
+struct StrategyModel {
+    zcio::Strategy strategy;
+    ModelKind model;
+};
+
+class StreamIntegrity : public ::testing::TestWithParam<StrategyModel> {};
+
+TEST_P(StreamIntegrity, TcpLoopbackStreamArrivesExactlyWithEveryBufferBackOnce) {
+    const auto [strategy, model] = GetParam();
+    zcio::Ring ring;
+    zcio::BufferArena arena(ring, {.slab_size = 1 << 20, .slab_count = 48});
+    zcio::SendEngine engine(ring);
+    auto pair = zcio::test::tcp_loopback_pair();
+    StreamChecker checker(std::move(pair.receiver));
+    const auto sock = engine.add_socket(pair.sender.get(), {.strategy = strategy});
+
+    const std::uint64_t total = 48ull << 20;
+    Tally t = stream_through(engine, arena, sock, model, total, 1 << 20, 42);
+    ::shutdown(pair.sender.get(), SHUT_WR);
+    checker.join();
+
+    EXPECT_EQ(checker.bytes(), total);
+    EXPECT_EQ(checker.first_mismatch(), UINT64_MAX) << "stream corrupted at offset " << checker.first_mismatch();
+    const auto& c = engine.counters();
+    EXPECT_EQ(t.releases, c.sends) << "each send released exactly once";
+    EXPECT_EQ(t.bytes, total);
+    EXPECT_EQ(t.errors, 0u);
+    EXPECT_EQ(arena.available(), arena.slab_count()) << "every buffer back in the arena";
+    EXPECT_EQ(arena.stats().taken, arena.stats().returned);
+    EXPECT_EQ(engine.ops_in_use(), 0u);
+    EXPECT_EQ(c.stray_cqes, 0u);
+    if (model == ModelKind::two_step) {
+        EXPECT_EQ(t.sent_before_release_violations, 0u);
+    }
+    // Truth: over loopback the receiver copies, so every zero-copy release must say "copied".
+    if (zcio::is_zero_copy(strategy)) {
+        EXPECT_EQ(t.zero_copy, 0u);
+        EXPECT_EQ(t.copied, t.releases);
+        if (strategy != zcio::Strategy::msg_zerocopy) {
+            EXPECT_GE(c.notifications, c.sends);
+        }
+    }
+}
+
+std::vector<StrategyModel> all_combinations() {
+    std::vector<StrategyModel> v;
+    for (auto s : zcio::all_strategies)
+        for (auto m : {ModelKind::two_step, ModelKind::storage, ModelKind::group}) v.push_back({s, m});
+    return v;
+}
+
+INSTANTIATE_TEST_SUITE_P(AllStrategiesAndModels, StreamIntegrity, ::testing::ValuesIn(all_combinations()),
+                         [](const auto& info) {
+                             std::string n = zcio::to_string(info.param.strategy);
+                             for (auto& ch : n)
+                                 if (ch == '-') ch = '_';
+                             return n + "_" + name(info.param.model);
+                         });
+
+TEST(SendEngine, PlainMemoryIsSendableToo) {
+    zcio::Ring ring;
+    zcio::SendEngine engine(ring);
+    auto pair = zcio::test::tcp_loopback_pair();
+    StreamChecker checker(std::move(pair.receiver));
+    const auto sock = engine.add_socket(pair.sender.get(), {.strategy = zcio::Strategy::zc_fixed});
+    std::vector<std::byte> mine(300000);
+    zcio::test::fill_pattern(mine, 0);
+    zcio::Release got;
+    bool released = false;
+    engine.send(sock, zcio::Buffer::borrow(mine), zcio::Storage{[&](zcio::Release&& r) {
+                    got = std::move(r);
+                    released = true;
+                }});
+    ASSERT_EQ(engine.drain(10s), 0);
+    ::shutdown(pair.sender.get(), SHUT_WR);
+    checker.join();
+    ASSERT_TRUE(released);
+    EXPECT_EQ(got.error, 0);
+    EXPECT_EQ(got.bytes, mine.size());
+    EXPECT_EQ(got.buffer.data(), mine.data()) << "the same memory comes back";
+    // zc-fixed needs registered memory: unregistered memory went as plain zc, and it says so.
+    EXPECT_EQ(got.used, zcio::Strategy::zc);
+    EXPECT_EQ(engine.counters().fallbacks, 1u);
+    EXPECT_EQ(checker.bytes(), mine.size());
+    EXPECT_EQ(checker.first_mismatch(), UINT64_MAX);
+}
+
+TEST(SendEngine, AutoSwitchesALoopbackTcpSocketToCopy) {
+    zcio::Ring ring;
+    zcio::BufferArena arena(ring, {.slab_size = 64 << 10, .slab_count = 64});
+    zcio::SendEngine engine(ring);
+    auto pair = zcio::test::tcp_loopback_pair();
+    StreamChecker checker(std::move(pair.receiver));
+    const auto sock = engine.add_socket(pair.sender.get(), {.strategy = zcio::Strategy::automatic});
+    std::uint64_t used_zc = 0, used_copy = 0, offset = 0;
+    for (int i = 0; i < 400; ++i) {
+        zcio::Buffer b = arena.take();
+        while (!b) {
+            engine.run(true, 100ms);
+            b = arena.take();
+        }
+        zcio::test::fill_pattern(b.span(), offset);
+        offset += b.size();
+        engine.send(sock, std::move(b), zcio::Storage{[&](zcio::Release&& r) {
+                        (zcio::is_zero_copy(r.used) ? used_zc : used_copy)++;
+                    }});
+    }
+    ASSERT_EQ(engine.drain(10s), 0);
+    ::shutdown(pair.sender.get(), SHUT_WR);
+    checker.join();
+    EXPECT_EQ(checker.bytes(), offset);
+    EXPECT_EQ(checker.first_mismatch(), UINT64_MAX);
+    const auto& c = engine.counters(sock);
+    EXPECT_EQ(c.auto_to_copy, 1u) << "auto must notice the kernel's copies and switch once";
+    EXPECT_EQ(c.auto_to_zc, 0u) << "loopback never becomes zero-copy";
+    EXPECT_GT(used_copy, 300u);
+    // The switch needs a few copied reports, and every in-flight zc send before it counts.
+    EXPECT_LT(used_zc, 100u);
+    EXPECT_GE(used_zc, 4u);
+}
+
+TEST(SendEngine, AutoCopiesSmallSendsByChoice) {
+    zcio::Ring ring;
+    zcio::SendEngine engine(ring, {.auto_threshold = 4096});
+    auto pair = zcio::test::udp_loopback_pair();
+    const auto sock = engine.add_socket(pair.sender.get());
+    std::vector<std::byte> small(100);
+    zcio::Strategy used = zcio::Strategy::zc;
+    engine.send(sock, zcio::Buffer::borrow(small), zcio::Storage{[&](zcio::Release&& r) { used = r.used; }});
+    ASSERT_EQ(engine.drain(5s), 0);
+    EXPECT_EQ(used, zcio::Strategy::copy);
+    EXPECT_EQ(engine.counters().auto_small, 1u);
+}
+
+TEST(SendEngine, GroupGivesOneEventAfterEveryNotification) {
+    zcio::Ring ring;
+    zcio::BufferArena arena(ring, {.slab_size = 64 << 10, .slab_count = 32});
+    zcio::SendEngine engine(ring);
+    auto pair = zcio::test::tcp_loopback_pair();
+    StreamChecker checker(std::move(pair.receiver));
+    const auto sock = engine.add_socket(pair.sender.get(), {.strategy = zcio::Strategy::zc_fixed});
+    int events = 0;
+    zcio::GroupResult seen;
+    std::size_t free_at_event = 0;
+    std::uint64_t notifications_at_event = 0;
+    zcio::NotifGroup group([&](const zcio::GroupResult& g) {
+        ++events;
+        seen = g;
+        free_at_event = arena.available();
+        notifications_at_event = engine.counters().notifications;
+    });
+    constexpr int n = 32;
+    for (int i = 0; i < n; ++i) {
+        zcio::Buffer b = arena.take();
+        ASSERT_TRUE(b);
+        zcio::test::fill_pattern(b.span(), std::uint64_t{b.size()} * i);
+        engine.send(sock, std::move(b), group);
+    }
+    EXPECT_EQ(group.pending(), static_cast<std::uint32_t>(n));
+    engine.run();
+    EXPECT_EQ(events, 0) << "no event before flush";
+    engine.flush(group);
+    ASSERT_EQ(engine.drain(10s), 0);
+    EXPECT_EQ(events, 1);
+    EXPECT_EQ(seen.sends, static_cast<std::uint32_t>(n));
+    EXPECT_EQ(seen.bytes, std::uint64_t{n} * (64 << 10));
+    EXPECT_EQ(seen.errors, 0u);
+    EXPECT_EQ(seen.copied, static_cast<std::uint32_t>(n)) << "loopback: every one reported copied";
+    EXPECT_EQ(free_at_event, arena.slab_count()) << "all buffers were free when the group event ran";
+    EXPECT_GE(notifications_at_event, static_cast<std::uint64_t>(n)) << "the event came after all N notifications";
+    // Flushing an empty group still gives its one event.
+    engine.flush(group);
+    engine.run();
+    EXPECT_EQ(events, 2);
+    ::shutdown(pair.sender.get(), SHUT_WR);
+    checker.join();
+    EXPECT_EQ(checker.first_mismatch(), UINT64_MAX);
+}
+
+TEST(SendEngine, BackpressureBoundsBytesInFlightWhenThePeerStopsReading) {
+    zcio::Ring ring;
+    zcio::BufferArena arena(ring, {.slab_size = 64 << 10, .slab_count = 256});
+    zcio::SendEngine engine(ring);
+    auto pair = zcio::test::tcp_loopback_pair(64 << 10);
+    StreamChecker checker(std::move(pair.receiver), /*pause_after=*/1 << 20);
+    constexpr std::size_t bound = 1 << 20;
+    const auto sock = engine.add_socket(pair.sender.get(), {.strategy = zcio::Strategy::zc_fixed,
+                                                            .max_inflight_bytes = bound});
+    std::uint64_t released = 0, offset = 0;
+    std::size_t peak = 0;
+    for (int i = 0; i < 200; ++i) {
+        zcio::Buffer b = arena.take();
+        ASSERT_TRUE(b);
+        zcio::test::fill_pattern(b.span(), offset);
+        offset += b.size();
+        engine.send(sock, std::move(b), zcio::Storage{[&](zcio::Release&&) { ++released; }});
+        engine.run();
+        peak = std::max(peak, engine.inflight_bytes(sock));
+    }
+    for (int i = 0; i < 20; ++i) {
+        engine.run(true, 10ms);
+        peak = std::max(peak, engine.inflight_bytes(sock));
+    }
+    EXPECT_LE(peak, bound) << "bytes in flight exceeded the socket's bound";
+    EXPECT_GT(peak, bound / 2) << "the bound should be used, not starved";
+    EXPECT_LT(released, 200u) << "the peer is not reading: most sends must still be held";
+    checker.resume();
+    ASSERT_EQ(engine.drain(20s), 0);
+    EXPECT_EQ(released, 200u);
+    ::shutdown(pair.sender.get(), SHUT_WR);
+    checker.join();
+    EXPECT_EQ(checker.bytes(), offset);
+    EXPECT_EQ(checker.first_mismatch(), UINT64_MAX);
+}
+
+class PeerReset : public ::testing::TestWithParam<zcio::Strategy> {};
+
+TEST_P(PeerReset, EveryBufferComesBackOnceAndTheErrorReachesTheCaller) {
+    zcio::Ring ring;
+    zcio::BufferArena arena(ring, {.slab_size = 256 << 10, .slab_count = 64});
+    zcio::SendEngine engine(ring);
+    auto pair = zcio::test::tcp_loopback_pair();
+    StreamChecker checker(std::move(pair.receiver));
+    checker.reset_after(2 << 20);
+    const auto sock = engine.add_socket(pair.sender.get(), {.strategy = GetParam()});
+    std::uint64_t releases = 0, errors = 0, sends = 0;
+    int last_error = 0;
+    for (int i = 0; i < 400; ++i) {
+        zcio::Buffer b = arena.take();
+        while (!b) {
+            if (engine.run(true, 100ms) == -ETIME) break;
+            b = arena.take();
+        }
+        if (!b) break;
+        engine.send(sock, std::move(b), zcio::Storage{[&](zcio::Release&& r) {
+                        ++releases;
+                        if (r.error) {
+                            ++errors;
+                            last_error = r.error;
+                        }
+                    }});
+        ++sends;
+    }
+    ASSERT_EQ(engine.drain(20s), 0);
+    checker.join();
+    EXPECT_EQ(releases, sends) << "each buffer released exactly once";
+    EXPECT_GT(errors, 0u) << "the reset must reach the caller";
+    EXPECT_TRUE(last_error == -ECONNRESET || last_error == -EPIPE) << zcio::errno_string(last_error);
+    EXPECT_EQ(arena.available(), arena.slab_count());
+    EXPECT_EQ(arena.stats().taken, arena.stats().returned);
+    EXPECT_EQ(engine.counters().stray_cqes, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Strategies, PeerReset,
+                         ::testing::Values(zcio::Strategy::plain, zcio::Strategy::copy, zcio::Strategy::msg_zerocopy,
+                                           zcio::Strategy::zc, zcio::Strategy::zc_fixed, zcio::Strategy::sendmsg_zc),
+                         [](const auto& info) {
+                             std::string n = zcio::to_string(info.param);
+                             for (auto& ch : n)
+                                 if (ch == '-') ch = '_';
+                             return n;
+                         });
+
+TEST(SendEngine, ShutdownWithSendsInFlightReleasesEveryBuffer) {
+    zcio::Ring ring;
+    zcio::BufferArena arena(ring, {.slab_size = 64 << 10, .slab_count = 128});
+    std::uint64_t releases = 0, cancelled = 0;
+    auto pair = zcio::test::tcp_loopback_pair(64 << 10);
+    StreamChecker checker(std::move(pair.receiver), /*pause_after=*/0);  // never reads
+    {
+        zcio::SendEngine engine(ring, {.shutdown_timeout = 2s});
+        const auto sock = engine.add_socket(pair.sender.get(), {.strategy = zcio::Strategy::zc_fixed});
+        for (int i = 0; i < 128; ++i) {
+            engine.send(sock, arena.take(), zcio::Storage{[&](zcio::Release&& r) {
+                            ++releases;
+                            cancelled += r.error == -ECANCELED;
+                        }});
+        }
+        engine.run();
+        // The peer holds the data unacknowledged: closing our end lets the kernel drop it, so the
+        // notifications can come during the engine's shutdown.
+        ::shutdown(pair.sender.get(), SHUT_RDWR);
+    }
+    EXPECT_EQ(releases, 128u) << "every handler ran, once";
+
+    EXPECT_GT(cancelled, 0u) << "queued sends come back cancelled";
+    EXPECT_EQ(arena.available(), arena.slab_count());
+    checker.resume();
+}
+
+TEST(SendEngine, RemoveSocketCancelsALinkedChainAndWaitsForEveryNotification) {
+    // The chain blocked behind a full socket is cancelled; requests cancelled by the broken link
+    // still get notifications (with no F_MORE on 6.18): none may land on a recycled slot.
+    zcio::Ring ring;
+    zcio::BufferArena arena(ring, {.slab_size = 64 << 10, .slab_count = 128});
+    zcio::SendEngine engine(ring);
+    auto pair = zcio::test::tcp_loopback_pair(64 << 10);
+    StreamChecker checker(std::move(pair.receiver), /*pause_after=*/0);
+    const auto sock = engine.add_socket(pair.sender.get(), {.strategy = zcio::Strategy::zc_fixed});
+    std::uint64_t releases = 0, cancelled = 0;
+    for (int i = 0; i < 128; ++i)
+        engine.send(sock, arena.take(), zcio::Storage{[&](zcio::Release&& r) {
+                        ++releases;
+                        cancelled += r.error == -ECANCELED;
+                    }});
+    engine.run();
+    std::thread reader([&] {
+        std::this_thread::sleep_for(200ms);
+        checker.resume();  // lets the acknowledgements, and so the notifications, come
+    });
+    engine.remove_socket(sock);
+    reader.join();
+    ::shutdown(pair.sender.get(), SHUT_RDWR);
+    EXPECT_EQ(releases, 128u);
+    EXPECT_GT(cancelled, 0u);
+    EXPECT_EQ(engine.counters().stray_cqes, 0u);
+    EXPECT_EQ(engine.ops_in_use(), 0u);
+    EXPECT_EQ(arena.available(), arena.slab_count());
+    // Slots are reused safely afterwards: a new socket streams correctly.
+    auto pair2 = zcio::test::tcp_loopback_pair();
+    StreamChecker checker2(std::move(pair2.receiver));
+    const auto sock2 = engine.add_socket(pair2.sender.get(), {.strategy = zcio::Strategy::zc_fixed});
+    for (int i = 0; i < 64; ++i) {
+        zcio::Buffer b = arena.take();
+        zcio::test::fill_pattern(b.span(), std::uint64_t{64 << 10} * i);
+        engine.send(sock2, std::move(b), zcio::Storage{[](zcio::Release&& r) { EXPECT_EQ(r.error, 0); }});
+    }
+    ASSERT_EQ(engine.drain(10s), 0);
+    ::shutdown(pair2.sender.get(), SHUT_WR);
+    checker2.join();
+    EXPECT_EQ(checker2.bytes(), std::uint64_t{64} << 16);
+    EXPECT_EQ(checker2.first_mismatch(), UINT64_MAX);
+    EXPECT_EQ(engine.counters().stray_cqes, 0u);
+}
+
+TEST(SendEngine, UdpGsoCutsOneSendIntoSegments) {
+    zcio::Ring ring;
+    zcio::SendEngine engine(ring);
+    auto pair = zcio::test::udp_loopback_pair();
+    const auto sock = engine.add_socket(pair.sender.get(), {.strategy = zcio::Strategy::zc, .udp_gso_size = 1000});
+    std::vector<std::byte> data(10000);
+    zcio::test::fill_pattern(data, 0);
+    int err = 1;
+    engine.send(sock, zcio::Buffer::borrow(data), zcio::Storage{[&](zcio::Release&& r) { err = r.error; }});
+    ASSERT_EQ(engine.drain(5s), 0);
+    ASSERT_EQ(err, 0);
+    int datagrams = 0;
+    std::vector<unsigned char> in(65536);
+    std::uint64_t off = 0;
+    for (;;) {
+        const ssize_t n = ::recv(pair.receiver.get(), in.data(), in.size(), MSG_DONTWAIT);
+        if (n < 0) break;
+        EXPECT_EQ(n, 1000);
+        for (ssize_t i = 0; i < n; ++i) ASSERT_EQ(in[static_cast<std::size_t>(i)], zcio::test::pattern_byte(off + static_cast<std::uint64_t>(i)));
+        off += static_cast<std::uint64_t>(n);
+        ++datagrams;
+    }
+    EXPECT_EQ(datagrams, 10);
+}
+
+TEST(SendEngine, UdpDatagramsArriveWhole) {
+    zcio::Ring ring;
+    zcio::BufferArena arena(ring, {.slab_size = 16 << 10, .slab_count = 16});
+    zcio::SendEngine engine(ring);
+    auto pair = zcio::test::udp_loopback_pair();
+    const auto sock = engine.add_socket(pair.sender.get(), {.strategy = zcio::Strategy::zc_fixed});
+    for (int i = 0; i < 16; ++i) {
+        zcio::Buffer b = arena.take();
+        b.resize(1000 + static_cast<std::size_t>(i) * 500);
+        zcio::test::fill_pattern(b.span(), static_cast<std::uint64_t>(i) << 20);
+        engine.send(sock, std::move(b), zcio::Storage{[](zcio::Release&& r) { EXPECT_EQ(r.error, 0); }});
+    }
+    ASSERT_EQ(engine.drain(5s), 0);
+    std::vector<unsigned char> in(65536);
+    for (int i = 0; i < 16; ++i) {
+        const ssize_t n = ::recv(pair.receiver.get(), in.data(), in.size(), MSG_DONTWAIT);
+        ASSERT_EQ(n, 1000 + i * 500);
+        EXPECT_EQ(in[7], zcio::test::pattern_byte((static_cast<std::uint64_t>(i) << 20) + 7));
+    }
+}
+
+TEST(SendEngine, EmptyHandleIsRefusedThroughItsRelease) {
+    zcio::Ring ring;
+    zcio::SendEngine engine(ring);
+    auto pair = zcio::test::udp_loopback_pair();
+    const auto sock = engine.add_socket(pair.sender.get());
+    int err = 0, calls = 0;
+    engine.send(sock, zcio::Buffer{}, zcio::Storage{[&](zcio::Release&& r) {
+                    err = r.error;
+                    ++calls;
+                }});
+    ASSERT_EQ(engine.drain(5s), 0);
+    EXPECT_EQ(calls, 1);
+    EXPECT_EQ(err, -EINVAL);
+}
+
+TEST(SendEngine, BadSetupSaysWhy) {
+    zcio::Ring ring;
+    zcio::SendEngine engine(ring);
+    try {
+        engine.add_socket(0 + 1000);  // not an open fd
+        FAIL() << "a bad fd was accepted";
+    } catch (const zcio::SetupError& e) {
+        EXPECT_NE(std::string(e.what()).find("not a socket"), std::string::npos) << e.what();
+    }
+    auto tcp = zcio::test::tcp_loopback_pair();
+    EXPECT_THROW(engine.add_socket(tcp.sender.get(), {.udp_gso_size = 1400}), zcio::SetupError);
+    zcio::Ring small({.sq_entries = 64, .cq_entries = 64});
+    EXPECT_THROW(zcio::SendEngine bad(small), zcio::SetupError);
+    EXPECT_THROW(engine.strategy(12345), zcio::SetupError);
+}
+
+}  // namespace
