@@ -186,6 +186,7 @@ void expect_consistent_zcio(const json& stream, const std::string& strategy) {
     EXPECT_EQ(z["zero_copy"].get<std::uint64_t>() + z["copied"].get<std::uint64_t>() + z["not_reported"].get<std::uint64_t>(), sends)
         << z.dump();
     EXPECT_EQ(z["errors"].get<std::uint64_t>(), 0u) << z.dump();
+    EXPECT_EQ(z["stray_cqes"].get<std::uint64_t>(), 0u) << z.dump();
     EXPECT_EQ(z["bytes"], stream["sender"]["bytes"]);
 }
 

@@ -182,6 +182,7 @@ void counters_from_json(const json& j, zcio::Counters& c, Fields& parent) {
     f.u64("errors", c.errors);
     f.u64("fallbacks", c.fallbacks);
     f.u64("waits", c.waits);
+    f.u64("stray_cqes", c.stray_cqes);
     if (const json* a = f.find("auto", false)) {
         if (!a->is_object()) return parent.fail("\"auto\" must be an object");
         Fields fa(*a);
@@ -324,6 +325,7 @@ json counters_to_json(const zcio::Counters& c) {
                 {"errors", c.errors},
                 {"fallbacks", c.fallbacks},
                 {"waits", c.waits},
+                {"stray_cqes", c.stray_cqes},
                 {"auto", {{"to_copy", c.auto_to_copy}, {"to_zc", c.auto_to_zc}, {"probes", c.auto_probes}, {"small", c.auto_small}}},
                 {"requests_by_strategy", std::move(by)}};
 }

@@ -169,7 +169,7 @@ json to_json(const TestRecord& r) {
             total.sends += c.sends; total.bytes += c.bytes; total.requests += c.requests;
             total.short_sends += c.short_sends; total.notifications += c.notifications;
             total.zero_copy += c.zero_copy; total.copied += c.copied; total.not_reported += c.not_reported;
-            total.errors += c.errors; total.fallbacks += c.fallbacks; total.waits += c.waits;
+            total.errors += c.errors; total.fallbacks += c.fallbacks; total.waits += c.waits; total.stray_cqes += c.stray_cqes;
             total.auto_to_copy += c.auto_to_copy; total.auto_to_zc += c.auto_to_zc;
             total.auto_probes += c.auto_probes; total.auto_small += c.auto_small;
             for (int i = 0; i < 7; ++i) total.by_strategy[i] += c.by_strategy[i];
