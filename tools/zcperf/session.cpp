@@ -226,14 +226,22 @@ SideReport run_receiver_half(std::vector<zcio::UniqueFd>& fds, const TestParams&
 }
 
 // While a test runs, whoever else connects is told so at once (iperf3's "server is busy"),
-// instead of waiting in the backlog until their handshake times out.
+// instead of waiting in the backlog until their handshake times out. A client that connects just
+// as the test ends (the next test of a script or a sweep) is not refused: it is handed to `carry`,
+// and the next serve_one() takes it as its control connection.
 class BusyResponder {
 public:
-    explicit BusyResponder(int listen_fd)
-        : thread_([this, listen_fd] {
+    BusyResponder(int listen_fd, zcio::UniqueFd& carry)
+        : carry_(carry), thread_([this, listen_fd] {
               while (!stop_.load()) {
                   zcio::UniqueFd fd = accept_with_timeout(listen_fd, 100ms);
                   if (!fd) continue;
+                  const auto grace = Clock::now() + 500ms;
+                  while (!stop_.load() && Clock::now() < grace) std::this_thread::sleep_for(5ms);
+                  if (stop_.load()) {
+                      handover_ = std::move(fd);
+                      break;
+                  }
                   try {
                       write_all(fd.get(), serialize(Failure{"the server is busy running a test; try again later"}), 1s);
                   } catch (const Error&) {
@@ -243,13 +251,16 @@ public:
     ~BusyResponder() {
         stop_ = true;
         thread_.join();
+        if (handover_) carry_ = std::move(handover_);
     }
     BusyResponder(const BusyResponder&) = delete;
     BusyResponder& operator=(const BusyResponder&) = delete;
 
 private:
+    zcio::UniqueFd& carry_;
+    zcio::UniqueFd handover_;
     std::atomic<bool> stop_{false};
-    std::thread thread_;  // last: starts after stop_ exists
+    std::thread thread_;  // last: starts after the members it uses exist
 };
 
 }  // namespace
@@ -314,8 +325,8 @@ TestRecord run_send_only(std::vector<zcio::UniqueFd>& fds, const TestParams& par
     return rec;
 }
 
-std::optional<TestRecord> serve_one(int listen_fd, const RunSettings& run, const std::atomic<bool>& idle_stop) {
-    zcio::UniqueFd ctrl;
+std::optional<TestRecord> serve_one(int listen_fd, zcio::UniqueFd& carry, const RunSettings& run, const std::atomic<bool>& idle_stop) {
+    zcio::UniqueFd ctrl = std::move(carry);
     while (!ctrl) {
         if (idle_stop.load() || stop_requested().load()) return std::nullopt;
         ctrl = accept_with_timeout(listen_fd, 200ms);
@@ -388,7 +399,7 @@ std::optional<TestRecord> serve_one(int listen_fd, const RunSettings& run, const
         }
         for (std::size_t i = 0; i < fds.size(); ++i) rec.connected.push_back(describe_connection(static_cast<int>(i) + 1, fds[i].get()));
         if (run.on_connected) run.on_connected(rec);
-        BusyResponder busy(listen_fd);
+        BusyResponder busy(listen_fd, carry);
         write_all(ctrl.get(), serialize(Start{}));
         rec.timestamp = static_cast<double>(std::time(nullptr));
         const auto start = Clock::now();
@@ -429,6 +440,7 @@ int run_server(const Options& o) {
             std::fflush(stdout);
         };
     std::atomic<bool> never{false};
+    zcio::UniqueFd carry;
     int rc = 0;
     for (;;) {
         if (!o.json) {
@@ -438,7 +450,7 @@ int run_server(const Options& o) {
             std::fflush(stdout);
         }
         try {
-            auto rec = serve_one(listener.get(), run, never);
+            auto rec = serve_one(listener.get(), carry, run, never);
             if (!rec) break;  // Ctrl-C while idle
             if (o.json) {
                 fmt::print("{}\n", to_json(*rec).dump(2));
@@ -514,9 +526,10 @@ LoopbackServer::LoopbackServer(int family) {
     port_ = local_port(listen_.get());
     thread_ = std::thread([this] {
         RunSettings quiet;
+        zcio::UniqueFd carry;
         while (!stop_.load() && !stop_requested().load()) {
             try {
-                serve_one(listen_.get(), quiet, stop_);
+                serve_one(listen_.get(), carry, quiet, stop_);
             } catch (const Error& e) {
                 std::lock_guard lock(mutex_);
                 last_error_ = e.what();

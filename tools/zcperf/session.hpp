@@ -46,8 +46,10 @@ TestRecord run_client_test(const ClientSetup& setup);
 TestRecord run_send_only(std::vector<zcio::UniqueFd>& fds, const TestParams& params, const RunSettings& run, std::string target);
 
 // Waits for a client on `listen_fd` and serves one test. nullopt if `idle_stop` (or Ctrl-C) came
-// first. Throws Error when the test fails; the client is told why when it can be.
-std::optional<TestRecord> serve_one(int listen_fd, const RunSettings& run, const std::atomic<bool>& idle_stop);
+// first. Throws Error when the test fails; the client is told why when it can be. `carry` passes a
+// client that connected as the test ended on to the next call (start with an empty one).
+std::optional<TestRecord> serve_one(int listen_fd, zcio::UniqueFd& carry, const RunSettings& run,
+                                    const std::atomic<bool>& idle_stop);
 
 // The command-line front-ends. Return the exit code.
 int run_server(const Options& o);
