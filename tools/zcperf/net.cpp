@@ -283,7 +283,7 @@ std::string read_exact(int fd, std::size_t n, Millis timeout) {
     return out;
 }
 
-std::optional<std::string> LineReader::read_line(Millis poll_for) {
+std::optional<std::string> LineReader::read_line(Millis poll_for, bool until_stop) {
     const auto deadline = std::chrono::steady_clock::now() + poll_for;
     for (;;) {
         if (auto nl = buf_.find('\n'); nl != std::string::npos) {
@@ -293,7 +293,7 @@ std::optional<std::string> LineReader::read_line(Millis poll_for) {
         }
         if (buf_.size() > max_control_line) throw Error("the peer sent an over-long control line");
         auto left = std::chrono::duration_cast<Millis>(deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0 || stop_requested().load()) return std::nullopt;
+        if (left.count() <= 0 || (until_stop && stop_requested().load())) return std::nullopt;
         pollfd p{fd_, POLLIN, 0};
         int rc = ::poll(&p, 1, static_cast<int>(std::min<long long>(left.count(), 100)));
         if (rc < 0 && errno != EINTR) throw Error("poll: " + err(errno));
@@ -306,9 +306,9 @@ std::optional<std::string> LineReader::read_line(Millis poll_for) {
     }
 }
 
-std::string LineReader::expect_line(Millis timeout, std::string_view what) {
-    auto line = read_line(timeout);
-    if (!line) throw Error(stop_requested().load() ? std::string("interrupted") : fmt::format("timed out waiting for {}", what));
+std::string LineReader::expect_line(Millis timeout, std::string_view what, bool until_stop) {
+    auto line = read_line(timeout, until_stop);
+    if (!line) throw Error(until_stop && stop_requested().load() ? std::string("interrupted") : fmt::format("timed out waiting for {}", what));
     return *line;
 }
 

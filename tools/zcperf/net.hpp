@@ -60,9 +60,10 @@ public:
     explicit LineReader(int fd) : fd_(fd) {}
     // The next line without its '\n'. Throws Error on EOF, error, an over-long line or timeout;
     // returns nullopt if `stop_requested()` was set or `poll_for` passed without a full line.
-    std::optional<std::string> read_line(Millis poll_for);
+    // `until_stop` false: keep reading after Ctrl-C (the results exchange that ends a stopped test).
+    std::optional<std::string> read_line(Millis poll_for, bool until_stop = true);
     // Like read_line, but keeps waiting until `timeout`, then throws "timed out waiting for <what>".
-    std::string expect_line(Millis timeout, std::string_view what);
+    std::string expect_line(Millis timeout, std::string_view what, bool until_stop = true);
 
 private:
     int fd_;

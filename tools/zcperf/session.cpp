@@ -36,8 +36,8 @@ std::string make_cookie() {
     return c;
 }
 
-ControlMessage expect_message(LineReader& reader, Millis timeout, std::string_view what) {
-    std::string line = reader.expect_line(timeout, what);
+ControlMessage expect_message(LineReader& reader, Millis timeout, std::string_view what, bool until_stop) {
+    std::string line = reader.expect_line(timeout, what, until_stop);
     ParseResult r = parse_control_message(line);
     if (!r.message) throw Error(fmt::format("bad control message from the peer: {}", r.error));
     if (auto* f = std::get_if<Failure>(&*r.message)) throw Error(fmt::format("the peer reports: {}", f->message));
@@ -45,8 +45,8 @@ ControlMessage expect_message(LineReader& reader, Millis timeout, std::string_vi
 }
 
 template <class T>
-T expect(LineReader& reader, Millis timeout, std::string_view what) {
-    ControlMessage m = expect_message(reader, timeout, what);
+T expect(LineReader& reader, Millis timeout, std::string_view what, bool until_stop = true) {
+    ControlMessage m = expect_message(reader, timeout, what, until_stop);
     if (auto* t = std::get_if<T>(&m)) return std::move(*t);
     throw Error(fmt::format("protocol error: expected {}", what));
 }
@@ -304,7 +304,7 @@ TestRecord run_client_test(const ClientSetup& cs) {
     if (!p.reverse) {
         rec.local = run_sender_half(fds, p, cs.run, rec.intervals, start);
         write_all(ctrl.get(), serialize(Done{rec.local}));
-        rec.remote = expect<Results>(reader, 30s, "the server's results").report;
+        rec.remote = expect<Results>(reader, 30s, "the server's results", false).report;
     } else {
         rec.local = run_receiver_half(fds, p, cs.run, rec.intervals, start, reader, rec.remote);
         write_all(ctrl.get(), serialize(Results{rec.local}));
@@ -409,7 +409,7 @@ std::optional<TestRecord> serve_one(int listen_fd, zcio::UniqueFd& carry, const 
         } else {
             rec.local = run_sender_half(fds, p, run, rec.intervals, start);
             write_all(ctrl.get(), serialize(Done{rec.local}));
-            rec.remote = expect<Results>(reader, 30s, "the client's results").report;
+            rec.remote = expect<Results>(reader, 30s, "the client's results", false).report;
         }
         rec.has_remote = true;
     } catch (const Error& e) {

@@ -20,6 +20,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -143,7 +146,8 @@ std::string sink_unavailable() {
 void write_file(const std::string& path, const std::string& text) {
     std::ofstream f(path);
     f << text;
-    if (!f) throw Error(fmt::format("cannot write {}", path));
+    f.flush();
+    if (!f) throw Error(fmt::format("cannot write {}: {} (choose another directory with --out)", path, std::strerror(errno)));
 }
 
 std::string csv(const std::vector<SweepCell>& cells, const std::string& target, const TestParams& p) {
@@ -402,8 +406,15 @@ int run_sweep(Options o) {
                               {"thread_cpu_seconds", c.thread_cpu}, {"error", c.error}});
 
     int rc = interrupted ? 130 : 0;
+    if (!o.json) {
+        fmt::print("\n{}\n", format_table(rows, title));
+        if (interrupted) fmt::print("interrupted: the table shows what was measured before Ctrl-C\n");
+        std::fflush(stdout);
+    }
     try {
-        ::mkdir(o.out_dir.c_str(), 0755);
+        std::error_code ec;
+        std::filesystem::create_directories(o.out_dir, ec);
+        if (ec) throw Error(fmt::format("cannot create {}: {} (choose another directory with --out)", o.out_dir, ec.message()));
         const std::string base_path = o.out_dir + "/zcperf-sweep";
         write_file(base_path + ".csv", csv(cells, target_name, base));
         write_file(base_path + ".json", j.dump(2) + "\n");
@@ -424,8 +435,6 @@ int run_sweep(Options o) {
         if (o.json) {
             fmt::print("{}\n", j.dump(2));
         } else {
-            fmt::print("\n{}\n", format_table(rows, title));
-            if (interrupted) fmt::print("interrupted: the table shows what was measured before Ctrl-C\n");
             fmt::print("wrote {0}.csv, {0}.json{1}\n", base_path, plotted.empty() ? "" : ", " + plotted);
         }
     } catch (const Error& e) {
