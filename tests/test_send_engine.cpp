@@ -309,7 +309,7 @@ TEST(SendEngine, BackpressureBoundsBytesInFlightWhenThePeerStopsReading) {
         peak = std::max(peak, engine.inflight_bytes(sock));
     }
     EXPECT_LE(peak, bound) << "bytes in flight exceeded the socket's bound";
-    EXPECT_GT(peak, bound / 2) << "the bound should be used, not starved";
+    EXPECT_GE(peak, bound / 2) << "the bound should be used, not starved";
     EXPECT_LT(released, 200u) << "the peer is not reading: most sends must still be held";
     checker.resume();
     ASSERT_EQ(engine.drain(20s), 0);
