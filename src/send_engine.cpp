@@ -183,6 +183,7 @@ struct SendEngine::State {
     OpQueue ready;                     // syscall sends done, to be released from run()
     std::vector<NotifGroup*> flushed_empty;  // flushed with nothing pending: fire from run()
     bool ring_is_ours_to_wait = true;
+    bool held_back = false;            // a pump() stopped at a bound with sends still queued
 
     State(Ring& r, const EngineOptions& o) : ring(r), opt(o) {}
 
@@ -213,7 +214,8 @@ struct SendEngine::State {
     }
 
     // ---- send(): accept --------------------------------------------------------------------
-    void accept(SocketId id, Buffer&& buffer, Model model, SentHandler on_sent, ReleaseHandler on_release,
+    // Handlers by reference: each InplaceFunction move is an indirect call; move them once, into the op.
+    void accept(SocketId id, Buffer&& buffer, Model model, SentHandler&& on_sent, ReleaseHandler&& on_release,
                 NotifGroup* group, std::optional<Strategy> override);
     Strategy choose(Socket& s, const Buffer& b, std::optional<Strategy> override);
 
@@ -395,7 +397,8 @@ void SendEngine::send(SocketId id, Buffer&& buffer, TwoStep h, std::optional<Str
                override);
 }
 void SendEngine::send(SocketId id, Buffer&& buffer, Storage h, std::optional<Strategy> override) {
-    s_->accept(id, std::move(buffer), Model::storage, {}, std::move(h.on_complete), nullptr, override);
+    SentHandler none;
+    s_->accept(id, std::move(buffer), Model::storage, std::move(none), std::move(h.on_complete), nullptr, override);
 }
 void SendEngine::send(SocketId id, Buffer&& buffer, NotifGroup& group, std::optional<Strategy> override) {
     if (group.flushed_) {  // reuse after the handler ran starts a new round
@@ -403,7 +406,9 @@ void SendEngine::send(SocketId id, Buffer&& buffer, NotifGroup& group, std::opti
         group.result_ = {};
     }
     ++group.pending_;
-    s_->accept(id, std::move(buffer), Model::group, {}, {}, &group, override);
+    SentHandler no_sent;
+    ReleaseHandler no_release;
+    s_->accept(id, std::move(buffer), Model::group, std::move(no_sent), std::move(no_release), &group, override);
 }
 
 void SendEngine::flush(NotifGroup& group) {
@@ -437,7 +442,7 @@ Strategy State::choose(Socket& s, const Buffer& b, std::optional<Strategy> overr
     return zc;
 }
 
-void State::accept(SocketId id, Buffer&& buffer, Model model, SentHandler on_sent, ReleaseHandler on_release,
+void State::accept(SocketId id, Buffer&& buffer, Model model, SentHandler&& on_sent, ReleaseHandler&& on_release,
                    NotifGroup* group, std::optional<Strategy> override) {
     Socket& s = socket(id);
     Op* op = take_op();
@@ -540,6 +545,7 @@ void State::pump(Socket& s) {
         ++chained;
         if (s.stream && !more) break;
     }
+    if (!s.queue.empty()) held_back = true;
 }
 
 void State::prep(Socket& s, Op& op, bool link) {
@@ -813,11 +819,15 @@ void State::release(Op& op) {
     }
     if (!s.queue.empty() && (!s.stream || s.chain_inflight == 0)) pump(s);
     // The engine-wide bound may have held other sockets back.
-    if (inflight < opt.max_inflight_bytes)
+    // Only when some pump() stopped at a bound: scanning every socket per release is O(sockets).
+    if (held_back && inflight < opt.max_inflight_bytes) {
+        held_back = false;  // each pump below sets it again if it is still held back
         for (std::size_t i = 0; i < sockets.size(); ++i) {  // by index: a handler may add sockets
             Socket* o = sockets[i].get();
             if (o && o->live && o != &s && !o->queue.empty() && (!o->stream || o->chain_inflight == 0)) pump(*o);
+            else if (o && o->live && !o->queue.empty()) held_back = true;  // a stream chain still out
         }
+    }
 }
 
 void State::fire_group(NotifGroup& g) {

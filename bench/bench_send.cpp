@@ -1,0 +1,373 @@
+// bench_send: UDP into the sink namespace (veth, `pfifo limit 0`, MTU 65535), every SendEngine
+// strategy against a raw send() loop and a minimal hand-written liburing SEND_ZC loop (the floor).
+//
+// Every case keeps `depth` sends in flight from a registered arena and refills as buffers come
+// back; it never waits for one notification per send. Cases run for a fixed time each, the whole
+// strategy x payload matrix repeated and randomly interleaved (Google Benchmark's
+// --benchmark_enable_random_interleaving), so drifting machine noise hits every case alike.
+//
+//   sudo build/bench/bench_send --table                 # ~1.5 min: console output, then Markdown
+//   sudo build/bench/bench_send --benchmark_filter='zc-fixed|floor' --benchmark_repetitions=5
+//
+// Flags of ours (everything else goes to Google Benchmark):
+//   --table     after the run, print payload x strategy MiB/s (median over repetitions) as Markdown
+//   --depth=N   sends in flight per case (default 256: arena slabs, and the floor's buffers)
+// Defaults added unless given: --benchmark_repetitions=5 --benchmark_enable_random_interleaving=true
+//
+// Counters: bytes_per_second / items_per_second (wall clock), cpu_ns_per_KiB (CLOCK_THREAD_CPUTIME_ID
+// of the sending thread per 1024 payload bytes; with DEFER_TASKRUN the kernel's send and completion
+// work runs in this thread too), cpu_util (thread CPU / wall), zc_share / copied_share (releases the
+// kernel reported zero-copy / copied, from SendEngine's Counters or the floor's own notifications).
+#include "uring_compat.hpp"
+#include "zcio/buffer_arena.hpp"
+#include "zcio/error.hpp"
+#include "zcio/ring.hpp"
+#include "zcio/send_engine.hpp"
+#include "zcio/sink_namespace.hpp"
+
+#include <benchmark/benchmark.h>
+#include <liburing.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+constexpr std::size_t payloads[] = {1400, 4000, 16000, 32000, 60000};
+constexpr std::size_t slab_size = 64 << 10;
+constexpr std::uint16_t sink_port = 9;
+
+unsigned g_depth = 256;
+std::unique_ptr<zcio::SinkNamespace> g_sink;
+
+zcio::UniqueFd connected_udp() {
+    zcio::UniqueFd fd = g_sink->socket(zcio::SinkNamespace::tx, SOCK_DGRAM);
+    const sockaddr_in to = g_sink->address(zcio::SinkNamespace::rx, sink_port);
+    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&to), sizeof to) != 0) {
+        std::perror("bench_send: connect");
+        std::exit(1);
+    }
+    return fd;
+}
+
+double thread_cpu_seconds() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+double wall_seconds() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Measures the timed loop's thread CPU and wall time; sets every counter of a case.
+struct Meter {
+    double cpu0 = thread_cpu_seconds(), wall0 = wall_seconds();
+
+    void finish(benchmark::State& state, std::size_t payload, std::uint64_t zero_copy, std::uint64_t copied,
+                std::uint64_t releases) const {
+        const double cpu = thread_cpu_seconds() - cpu0, wall = wall_seconds() - wall0;
+        const auto sends = static_cast<std::int64_t>(state.iterations());
+        const double bytes = static_cast<double>(sends) * static_cast<double>(payload);
+        state.SetItemsProcessed(sends);
+        state.SetBytesProcessed(sends * static_cast<std::int64_t>(payload));
+        state.counters["cpu_ns_per_KiB"] = bytes > 0 ? cpu * 1e9 / (bytes / 1024) : 0;
+        state.counters["cpu_util"] = wall > 0 ? cpu / wall : 0;
+        const double n = releases ? static_cast<double>(releases) : 1;
+        state.counters["zc_share"] = static_cast<double>(zero_copy) / n;
+        state.counters["copied_share"] = static_cast<double>(copied) / n;
+    }
+};
+
+// ---- raw send(): what `plain` is, without the engine ---------------------------------------------
+
+// Cycles through `depth` slabs of one mapping like the arena cases do: a single hot 60 KB buffer
+// would stay in L2 and flatter the copy against the engine's 16 MiB working set.
+void bm_raw_send(benchmark::State& state, std::size_t payload) {
+    zcio::UniqueFd fd = connected_udp();
+    const std::size_t bytes = slab_size * g_depth;
+    void* mem = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ::madvise(mem, bytes, MADV_HUGEPAGE);  // as the arena does; then fault it in, huge where THP allows
+    auto* base = static_cast<char*>(mem);
+    std::memset(base, 0, bytes);
+    std::uint64_t errors = 0;
+    unsigned slot = 0;
+    Meter m;
+    for (auto _ : state) {
+        if (::send(fd.get(), base + std::size_t{slot} * slab_size, payload, 0) < 0) ++errors;
+        if (++slot == g_depth) slot = 0;
+    }
+    ::munmap(mem, bytes);
+    const auto n = static_cast<std::uint64_t>(state.iterations());
+    m.finish(state, payload, 0, n, n);
+    if (errors) state.SkipWithError(("send() failed " + std::to_string(errors) + " times").c_str());
+}
+
+// ---- zcio SendEngine ------------------------------------------------------------------------------
+
+void bm_engine(benchmark::State& state, zcio::Strategy strategy, std::size_t payload) {
+    zcio::UniqueFd fd = connected_udp();
+    zcio::Ring ring;  // sq 256, cq 2048, SINGLE_ISSUER|DEFER_TASKRUN, registered ring fd
+    zcio::BufferArena arena(ring, {.slab_size = slab_size, .slab_count = g_depth});
+    zcio::SendEngine engine(ring);
+    const zcio::SocketId sock =
+        engine.add_socket(fd.get(), {.strategy = strategy, .max_inflight_bytes = slab_size * g_depth});
+    Meter m;
+    for (auto _ : state) {
+        zcio::Buffer b = arena.take();
+        while (!b) {  // every slab is out: submit, wait for releases, refill
+            engine.run(true);
+            b = arena.take();
+        }
+        b.resize(payload);
+        // The release drops the buffer: back to the arena, ready for take().
+        engine.send(sock, std::move(b), zcio::Storage{[](zcio::Release&&) {}});
+    }
+    const zcio::Counters& c = engine.counters();
+    const std::uint64_t zc0 = c.zero_copy, cp0 = c.copied, rel0 = c.zero_copy + c.copied + c.not_reported;
+    m.finish(state, payload, zc0, cp0, rel0);  // releases seen inside the timed loop
+    if (engine.drain(std::chrono::seconds(10)) != 0) state.SkipWithError("drain timed out");
+    if (c.errors) state.SkipWithError(("releases with an error: " + std::to_string(c.errors)).c_str());
+    if (c.stray_cqes) state.SkipWithError("stray CQEs");
+}
+
+// ---- the floor: the least liburing code that keeps SEND_ZC + fixed buffers going ---------------
+
+void bm_liburing_floor(benchmark::State& state, std::size_t payload) {
+    zcio::UniqueFd fd = connected_udp();
+    // The same ring set-up zcio's Ring picks on this kernel, so the difference is the code path.
+    io_uring ring;
+    io_uring_params p{};
+    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER |
+              IORING_SETUP_DEFER_TASKRUN;
+    p.cq_entries = 2048;
+    if (int r = io_uring_queue_init_params(256, &ring, &p); r < 0) {
+        state.SkipWithError(("io_uring_queue_init_params: " + zcio::errno_string(r)).c_str());
+        return;
+    }
+    io_uring_register_ring_fd(&ring);
+    const std::size_t bytes = slab_size * g_depth;
+    void* mem = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ::madvise(mem, bytes, MADV_HUGEPAGE);
+    iovec iov{mem, bytes};
+    if (int r = io_uring_register_buffers(&ring, &iov, 1); r < 0) {
+        state.SkipWithError(("io_uring_register_buffers: " + zcio::errno_string(r)).c_str());
+        return;
+    }
+    auto* base = static_cast<char*>(mem);
+    std::vector<unsigned> free_slots(g_depth);
+    for (unsigned i = 0; i < g_depth; ++i) free_slots[i] = i;
+    std::uint64_t zero_copy = 0, copied = 0, errors = 0;
+    unsigned inflight = 0;
+
+    auto reap = [&] {
+        io_uring_cqe* cqe;
+        unsigned head, seen = 0;
+        io_uring_for_each_cqe(&ring, head, cqe) {
+            ++seen;
+            const auto slot = static_cast<unsigned>(cqe->user_data);
+            if (cqe->flags & IORING_CQE_F_NOTIF) {
+                (static_cast<std::uint32_t>(cqe->res) & IORING_NOTIF_USAGE_ZC_COPIED ? copied : zero_copy)++;
+            } else {
+                if (cqe->res < 0) ++errors;
+                if (cqe->flags & IORING_CQE_F_MORE) continue;  // the notification frees the slot
+            }
+            free_slots.push_back(slot);
+            --inflight;
+        }
+        io_uring_cq_advance(&ring, seen);
+    };
+
+    Meter m;
+    for (auto _ : state) {
+        while (free_slots.empty()) {
+            io_uring_submit_and_wait(&ring, 1);
+            reap();
+        }
+        const unsigned slot = free_slots.back();
+        free_slots.pop_back();
+        io_uring_sqe* sqe = io_uring_get_sqe(&ring);  // never null: depth <= SQ size is checked
+        io_uring_prep_send_zc_fixed(sqe, fd.get(), base + std::size_t{slot} * slab_size, payload, 0,
+                                    IORING_SEND_ZC_REPORT_USAGE, 0);
+        sqe->user_data = slot;
+        ++inflight;
+    }
+    m.finish(state, payload, zero_copy, copied, zero_copy + copied);
+    while (inflight > 0) {
+        io_uring_submit_and_wait(&ring, 1);
+        reap();
+    }
+    io_uring_queue_exit(&ring);
+    ::munmap(mem, bytes);
+    if (errors) state.SkipWithError(("sends failed: " + std::to_string(errors)).c_str());
+}
+
+// ---- --table: median MiB/s per case, as Markdown ----------------------------------------------------
+
+struct Cell {
+    std::vector<double> bps, zc, cpu;  // per repetition
+};
+
+double median(std::vector<double> v) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    const std::size_t n = v.size();
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+class TableReporter : public benchmark::ConsoleReporter {
+public:
+    // name "send/<strategy>/<payload>" -> repetitions
+    std::map<std::string, Cell> cells;
+    std::map<std::string, Cell> medians;  // the "median" aggregates, if that is all we are shown
+
+    void ReportRuns(const std::vector<Run>& runs) override {
+        for (const Run& r : runs) {
+            if (r.error_occurred) continue;
+            const std::string name = r.run_name.function_name;
+            Cell& c = r.run_type == Run::RT_Aggregate ? medians[name] : cells[name];
+            if (r.run_type == Run::RT_Aggregate && r.aggregate_name != "median") continue;
+            auto get = [&](const char* k) {
+                auto it = r.counters.find(k);
+                return it == r.counters.end() ? 0.0 : it->second.value;
+            };
+            c.bps.push_back(get("bytes_per_second"));
+            c.zc.push_back(get("zc_share"));
+            c.cpu.push_back(get("cpu_ns_per_KiB"));
+        }
+        ConsoleReporter::ReportRuns(runs);
+    }
+
+    const Cell* find(const std::string& name) const {
+        if (auto it = cells.find(name); it != cells.end() && !it->second.bps.empty()) return &it->second;
+        if (auto it = medians.find(name); it != medians.end() && !it->second.bps.empty()) return &it->second;
+        return nullptr;
+    }
+
+    void print_table(const std::vector<std::string>& columns, int repetitions) const {
+        std::printf("\n### UDP into the sink (MTU 65535), median MiB/s of %d interleaved repetitions, "
+                    "(ratio to plain), depth %u\n\n",
+                    repetitions, g_depth);
+        std::printf("| payload |");
+        for (const auto& col : columns) std::printf(" %s |", col.c_str());
+        std::printf(" zc-fixed / floor |\n|---|");
+        for (std::size_t i = 0; i <= columns.size(); ++i) std::printf("---|");
+        std::printf("\n");
+        for (std::size_t payload : payloads) {
+            const std::string suffix = "/" + std::to_string(payload);
+            const Cell* plain = find("send/plain" + suffix);
+            const double base = plain ? median(plain->bps) : 0;
+            std::printf("| %zu |", payload);
+            for (const auto& col : columns) {
+                const Cell* c = find("send/" + col + suffix);
+                if (!c) {
+                    std::printf(" - |");
+                    continue;
+                }
+                const double v = median(c->bps);
+                if (base > 0) std::printf(" %.0f (%.2f) |", v / 1048576, v / base);
+                else std::printf(" %.0f |", v / 1048576);
+            }
+            const Cell* zf = find("send/zc-fixed" + suffix);
+            const Cell* fl = find("send/liburing-floor" + suffix);
+            if (zf && fl && median(fl->bps) > 0) std::printf(" %.3f |\n", median(zf->bps) / median(fl->bps));
+            else std::printf(" - |\n");
+        }
+        std::printf("\n### Sending thread CPU ns per KiB (median) / share of releases reported zero-copy\n\n");
+        std::printf("| payload |");
+        for (const auto& col : columns) std::printf(" %s |", col.c_str());
+        std::printf(" zc-fixed CPU / floor CPU |\n|---|");
+        for (std::size_t i = 0; i <= columns.size(); ++i) std::printf("---|");
+        std::printf("\n");
+        for (std::size_t payload : payloads) {
+            const std::string suffix = "/" + std::to_string(payload);
+            std::printf("| %zu |", payload);
+            for (const auto& col : columns) {
+                const Cell* c = find("send/" + col + suffix);
+                if (!c) std::printf(" - |");
+                else std::printf(" %.1f / %.0f%% |", median(c->cpu), 100 * median(c->zc));
+            }
+            // CPU per byte is steadier than wall-clock throughput on a noisy VM: the abstraction's cost.
+            const Cell* zf = find("send/zc-fixed" + suffix);
+            const Cell* fl = find("send/liburing-floor" + suffix);
+            if (zf && fl && median(fl->cpu) > 0) std::printf(" %.3f |\n", median(zf->cpu) / median(fl->cpu));
+            else std::printf(" - |\n");
+        }
+        std::fflush(stdout);
+    }
+};
+
+bool has_flag(const std::vector<std::string>& args, std::string_view prefix) {
+    return std::any_of(args.begin(), args.end(), [&](const std::string& a) { return a.rfind(prefix, 0) == 0; });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    bool table = false;
+    std::vector<std::string> args{argv[0]};
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view a = argv[i];
+        if (a == "--table") table = true;
+        else if (a.rfind("--depth=", 0) == 0) g_depth = static_cast<unsigned>(std::atoi(argv[i] + 8));
+        else args.emplace_back(a);
+    }
+    if (g_depth == 0 || g_depth > 256) {
+        std::fprintf(stderr, "bench_send: --depth must be 1..256 (the rings' SQ size)\n");
+        return 2;
+    }
+    if (!has_flag(args, "--benchmark_repetitions")) args.emplace_back("--benchmark_repetitions=5");
+    if (!has_flag(args, "--benchmark_enable_random_interleaving"))
+        args.emplace_back("--benchmark_enable_random_interleaving=true");
+    int repetitions = 1;
+    for (const auto& a : args)
+        if (a.rfind("--benchmark_repetitions=", 0) == 0) repetitions = std::atoi(a.c_str() + 24);
+
+    if (auto why = zcio::SinkNamespace::unavailable_reason()) {
+        std::printf("bench_send: skipped, no sink namespace here: %s\n", why->c_str());
+        return 0;
+    }
+    g_sink = std::make_unique<zcio::SinkNamespace>(zcio::SinkOptions{.mtu = 65535, .name_prefix = "bench"});
+
+    std::vector<std::string> columns{"raw-send"};
+    for (zcio::Strategy s : zcio::all_strategies) columns.emplace_back(zcio::to_string(s));
+    columns.emplace_back("liburing-floor");
+
+    for (std::size_t payload : payloads) {
+        const std::string suffix = "/" + std::to_string(payload);
+        std::vector<benchmark::internal::Benchmark*> bms;
+        bms.push_back(benchmark::RegisterBenchmark(("send/raw-send" + suffix).c_str(), bm_raw_send, payload));
+        for (zcio::Strategy s : zcio::all_strategies)
+            bms.push_back(benchmark::RegisterBenchmark((std::string("send/") + zcio::to_string(s) + suffix).c_str(),
+                                                       bm_engine, s, payload));
+        bms.push_back(
+            benchmark::RegisterBenchmark(("send/liburing-floor" + suffix).c_str(), bm_liburing_floor, payload));
+        for (auto* b : bms) b->UseRealTime()->MinTime(0.2)->Unit(benchmark::kMicrosecond);
+    }
+
+    std::vector<char*> cargv;
+    for (auto& a : args) cargv.push_back(a.data());
+    int cargc = static_cast<int>(cargv.size());
+    cargv.push_back(nullptr);
+    benchmark::Initialize(&cargc, cargv.data());
+    if (benchmark::ReportUnrecognizedArguments(cargc, cargv.data())) return 1;
+
+    TableReporter reporter;
+    benchmark::RunSpecifiedBenchmarks(&reporter);
+    if (table) reporter.print_table(columns, repetitions);
+    benchmark::Shutdown();
+    g_sink.reset();
+    return 0;
+}
