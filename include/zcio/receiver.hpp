@@ -73,7 +73,7 @@ struct ReceiverOptions {
     std::uint32_t ring_entries = 256;    // io_uring SQ size (CQ is 8x)
     std::uint16_t buffer_group = 0;
     // zcrx (strategy zcrx, or automatic when `interface` is set)
-    std::string interface;
+    std::string interface{};
     std::uint32_t rx_queue = 0;
     std::size_t zcrx_area_size = 16 << 20;
     int dmabuf_fd = -1;

@@ -77,7 +77,7 @@ private:
 // ---- registration --------------------------------------------------------------------------------
 
 struct ZcrxConfig {
-    std::string interface;                 // "eth0"
+    std::string interface{};               // "eth0"
     std::uint32_t rx_queue = 0;            // the hardware queue flows are steered to
     std::size_t area_size = 16 << 20;      // user-memory area (ignored with a dmabuf)
     int dmabuf_fd = -1;                    // >= 0: the area is this dmabuf, area_size bytes of it

@@ -12,7 +12,9 @@
 #include <cstdint>
 #include <cstring>
 #include <span>
+#include <functional>
 #include <stdexcept>
+#include <thread>
 #include <string>
 #include <utility>
 
@@ -107,5 +109,26 @@ inline bool send_all(int fd, std::span<const std::byte> data) {
     }
     return true;
 }
+
+// A sender thread that cannot hang a failing test: if the test returns before join(), `abort`
+// (typically shutdown() of the sending sockets) unblocks the sender before it is joined.
+class SenderThread {
+public:
+    template <typename F>
+    SenderThread(std::function<void()> abort, F&& body) : abort_(std::move(abort)), t_(std::forward<F>(body)) {}
+    SenderThread(const SenderThread&) = delete;
+    SenderThread& operator=(const SenderThread&) = delete;
+    ~SenderThread() {
+        if (t_.joinable()) {
+            abort_();
+            t_.join();
+        }
+    }
+    void join() { t_.join(); }
+
+private:
+    std::function<void()> abort_;
+    std::thread t_;
+};
 
 }  // namespace zcio::test
