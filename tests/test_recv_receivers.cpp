@@ -228,8 +228,12 @@ TEST_P(RingReceiver, TinyRingUnderAFastSenderLosesNothingAndReArms) {
     EXPECT_EQ(st.received, total);
     EXPECT_EQ(st.end_result, 0);
     const auto c = rx->counters();
-    EXPECT_GT(c.exhaustions, 0U) << "4 buffers against 8 MiB in flight should run dry";
+    // The ring runs dry: a multishot recv ends with ENOBUFS; a bundle recv may instead end with the
+    // data it got and no F_MORE. Either way the receive was re-armed and nothing was lost.
     EXPECT_GT(c.rearms, 0U);
+    if (GetParam() == RecvStrategy::multishot) {
+        EXPECT_GT(c.exhaustions, 0U) << "4 buffers against 8 MiB in flight should run dry";
+    }
     EXPECT_EQ(rx->buffers_held(), 0U);
     std::printf("exhaustions %llu, re-arms %llu, buffers %llu\n", static_cast<unsigned long long>(c.exhaustions),
                 static_cast<unsigned long long>(c.rearms), static_cast<unsigned long long>(c.buffers));
