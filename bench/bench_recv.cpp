@@ -128,6 +128,9 @@ void receive_loop(benchmark::State& state, zcio::Receiver& rx, std::uint64_t per
     state.counters["MB/s"] = s.bytes_per_s / 1e6;
     state.counters["cpu_ms/GB"] = s.cpu_s_per_gb * 1e3;
     state.counters["syscalls/MB"] = s.syscalls_per_mb;
+    state.counters["rearms/MB"] = static_cast<double>(after.rearms - before.rearms) / mb;
+    state.counters["KiB/buffer"] =
+        static_cast<double>(got) / 1024.0 / static_cast<double>(std::max<std::uint64_t>(1, after.buffers - before.buffers));
     state.SetBytesProcessed(static_cast<std::int64_t>(got));
     state.SetLabel(std::string(zcio::to_string(rx.strategy())));
     samples[key].push_back(s);
