@@ -72,6 +72,27 @@ const char* to_string(Usage u) noexcept {
     return "?";
 }
 
+Counters& Counters::operator+=(const Counters& o) noexcept {
+    sends += o.sends;
+    bytes += o.bytes;
+    requests += o.requests;
+    short_sends += o.short_sends;
+    notifications += o.notifications;
+    zero_copy += o.zero_copy;
+    copied += o.copied;
+    not_reported += o.not_reported;
+    errors += o.errors;
+    fallbacks += o.fallbacks;
+    auto_to_copy += o.auto_to_copy;
+    auto_to_zc += o.auto_to_zc;
+    auto_probes += o.auto_probes;
+    auto_small += o.auto_small;
+    waits += o.waits;
+    stray_cqes += o.stray_cqes;
+    for (int i = 0; i < 7; ++i) by_strategy[i] += o.by_strategy[i];
+    return *this;
+}
+
 namespace {
 
 bool is_syscall_strategy(Strategy s) { return s == Strategy::plain || s == Strategy::msg_zerocopy; }
@@ -363,6 +384,10 @@ SocketId SendEngine::add_socket(int fd, const SocketOptions& options) {
 void SendEngine::remove_socket(SocketId id) {
     State& st = *s_;
     Socket& s = st.socket(id);
+    if (st.ring.dispatching())
+        throw SetupError("SendEngine::remove_socket called from a completion handler", 0,
+                         "it waits for the socket's releases, which only the loop can deliver: call it "
+                         "from outside the handlers");
     st.fail_socket(s, -ECANCELED);
     if (s.chain_inflight > 0 || s.errpoll.armed) {
         io_uring_sqe* sqe = st.ring.sqe();
@@ -373,6 +398,7 @@ void SendEngine::remove_socket(SocketId id) {
         if (!s.zc_waiting.empty()) st.drain_errqueue(s);
         if (run(true, std::chrono::milliseconds(100)) < 0 && s.ops > 0 && s.zc_waiting.empty()) continue;
     }
+    st.counters += s.counters;  // its history stays in the engine's totals
     st.sockets[id].reset();
 }
 
@@ -421,7 +447,6 @@ Strategy State::choose(Socket& s, const Buffer& b, std::optional<Strategy> overr
     if (want != Strategy::automatic) {
         // zc_fixed needs the buffer in this ring's table; plain memory goes as zc (and says so).
         if (want == Strategy::zc_fixed && !b.registered_on(ring.native())) {
-            ++counters.fallbacks;
             ++s.counters.fallbacks;
             return Strategy::zc;
         }
@@ -429,14 +454,12 @@ Strategy State::choose(Socket& s, const Buffer& b, std::optional<Strategy> overr
     }
     const Strategy zc = b.registered_on(ring.native()) ? Strategy::zc_fixed : Strategy::zc;
     if (b.size() < opt.auto_threshold) {
-        ++counters.auto_small;
         ++s.counters.auto_small;
         return Strategy::copy;
     }
     if (s.auto_copy_mode) {
         if (++s.since_probe < opt.auto_reprobe_every) return Strategy::copy;
         s.since_probe = 0;
-        ++counters.auto_probes;
         ++s.counters.auto_probes;
     }
     return zc;
@@ -449,7 +472,6 @@ void State::accept(SocketId id, Buffer&& buffer, Model model, SentHandler&& on_s
     if (!op && ring.dispatching()) {
         // Every slot is in use and we are inside a completion handler, where the loop cannot run
         // (the CQEs being walked are ours). Refuse this send now, in the caller's hands.
-        ++counters.errors;
         ++s.counters.errors;
         Release r{-ENOBUFS, 0, Usage::not_reported, s.strategy, std::move(buffer)};
         if (group) {
@@ -466,7 +488,6 @@ void State::accept(SocketId id, Buffer&& buffer, Model model, SentHandler&& on_s
     }
     while (!op) {
         // Every slot is in use: drive the loop until a release frees one.
-        ++counters.waits;
         ++s.counters.waits;
         dispatch_ready();
         if (ring.run(1, std::chrono::milliseconds(100)) == -ETIME) {
@@ -489,7 +510,6 @@ void State::accept(SocketId id, Buffer&& buffer, Model model, SentHandler&& on_s
     op->used = choose(s, buffer, override);
     op->buffer = std::move(buffer);
     ++s.ops;
-    ++counters.sends;
     ++s.counters.sends;
 
     if (!op->buffer || op->buffer.size() == 0) {
@@ -585,16 +605,12 @@ void State::prep(Socket& s, Op& op, bool link) {
     io_uring_sqe_set_data(sqe, &op);
     op.request_inflight = true;
     ++s.chain_inflight;
-    ++counters.requests;
     ++s.counters.requests;
-    ++counters.by_strategy[static_cast<int>(op.used)];
     ++s.counters.by_strategy[static_cast<int>(op.used)];
 }
 
 void State::syscall_send(Socket& s, Op& op) {
-    ++counters.requests;
     ++s.counters.requests;
-    ++counters.by_strategy[static_cast<int>(op.used)];
     ++s.counters.by_strategy[static_cast<int>(op.used)];
     if (op.used == Strategy::plain) {
         send_plain(s, op);
@@ -610,7 +626,6 @@ void State::syscall_send(Socket& s, Op& op) {
             ++s.zc_next_id;
             if (!s.stream) break;
             if (op.done < op.buffer.size()) {
-                ++counters.short_sends;
                 ++s.counters.short_sends;
             }
             continue;
@@ -623,7 +638,6 @@ void State::syscall_send(Socket& s, Op& op) {
         }
         if (errno == ENOBUFS) {
             // optmem_max exhausted by unacknowledged zero-copy sends: copy this one instead.
-            ++counters.fallbacks;
             ++s.counters.fallbacks;
             send_plain(s, op);
             op.used = Strategy::plain;
@@ -634,7 +648,6 @@ void State::syscall_send(Socket& s, Op& op) {
     }
     op.zc_id_end = s.zc_next_id;
     op.request_done = true;
-    counters.bytes += op.done;
     s.counters.bytes += op.done;
     if (op.error && s.stream && !s.failed) s.failed = op.error;
     if (op.zc_id_end > op.zc_id_first) {
@@ -664,7 +677,6 @@ void State::send_plain(Socket& s, Op& op) {
         break;
     }
     if (op.used == Strategy::plain) {
-        counters.bytes += op.done;
         s.counters.bytes += op.done;
         op.request_done = true;
         if (op.error && s.stream && !s.failed) s.failed = op.error;
@@ -699,11 +711,9 @@ void State::on_request(Op& op, const io_uring_cqe& cqe) {
     else if (res == -ECANCELED && op.used != Strategy::copy) ++op.notifs_pending;
     if (res >= 0) {
         op.done += static_cast<std::size_t>(res);
-        counters.bytes += static_cast<std::size_t>(res);
         s.counters.bytes += static_cast<std::size_t>(res);
         if (op.done < op.buffer.size() && s.stream && !s.failed) {
             // Short (a signal, or the peer's window for a non-blocking retry): continue it first.
-            ++counters.short_sends;
             ++s.counters.short_sends;
             s.queue.insert_by_seq(&op);
         } else {
@@ -726,7 +736,6 @@ void State::on_request(Op& op, const io_uring_cqe& cqe) {
 }
 
 void State::on_notification(Op& op, const io_uring_cqe& cqe) {
-    ++counters.notifications;
     ++op.sock->counters.notifications;
     --op.notifs_pending;
     // With REPORT_USAGE the kernel sets the COPIED bit when it copied instead; res is otherwise 0.
@@ -758,14 +767,12 @@ void State::auto_learn(Socket& s, const Op& op) {
             // and waiting for notifications only costs. Copy, and look again now and then.
             s.auto_copy_mode = true;
             s.since_probe = 0;
-            ++counters.auto_to_copy;
             ++s.counters.auto_to_copy;
         }
     } else {
         s.copied_streak = 0;
         if (s.auto_copy_mode) {
             s.auto_copy_mode = false;
-            ++counters.auto_to_zc;
             ++s.counters.auto_to_zc;
         }
     }
@@ -787,22 +794,18 @@ void State::release(Op& op) {
     else if (op.copied) usage = Usage::copied;  // any part copied counts as copied
     else if (op.zero_copy) usage = Usage::zero_copy;
     if (op.error) {
-        ++counters.errors;
         ++s.counters.errors;
     }
-    if (usage == Usage::zero_copy) { ++counters.zero_copy; ++s.counters.zero_copy; }
-    else if (usage == Usage::copied) { ++counters.copied; ++s.counters.copied; }
-    else { ++counters.not_reported; ++s.counters.not_reported; }
+    if (usage == Usage::zero_copy) ++s.counters.zero_copy;
+    else if (usage == Usage::copied) ++s.counters.copied;
+    else ++s.counters.not_reported;
     auto_learn(s, op);
 
     Release r{op.error, op.done, usage, op.used, std::move(op.buffer)};
-    ReleaseHandler handler = std::move(op.on_release);
-    NotifGroup* group = op.group;
-    const Model model = op.model;
     --s.ops;
-    put_op(&op);
-    // The op slot is free before user code runs: the handler may send again.
-    if (model == Model::group) {
+    if (op.model == Model::group) {
+        NotifGroup* group = op.group;
+        put_op(&op);
         GroupResult& g = group->result_;
         ++g.sends;
         g.bytes += r.bytes;
@@ -814,8 +817,11 @@ void State::release(Op& op) {
         }
         r.buffer.reset();  // back to its arena now: the kernel is done with it
         if (--group->pending_ == 0 && group->flushed_) fire_group(*group);
-    } else if (handler) {
-        handler(std::move(r));
+    } else {
+        // Called in place (moving an InplaceFunction is an indirect call); the slot is freed right
+        // after. The handler may send again: it gets another slot.
+        if (op.on_release) op.on_release(std::move(r));
+        put_op(&op);
     }
     if (!s.queue.empty() && (!s.stream || s.chain_inflight == 0)) pump(s);
     // The engine-wide bound may have held other sockets back.
@@ -853,7 +859,6 @@ void State::drain_errqueue(Socket& s) {
             std::memcpy(&ee, CMSG_DATA(cm), sizeof ee);
             if (ee.ee_origin != SO_EE_ORIGIN_ZEROCOPY) continue;
             // Ids [ee_info, ee_data] are done (32-bit, wrapping): release every op they cover.
-            ++counters.notifications;
             ++s.counters.notifications;
             const bool copied = (ee.ee_code & SO_EE_CODE_ZEROCOPY_COPIED) != 0;
             const std::uint32_t hi = ee.ee_data;
@@ -926,7 +931,13 @@ int SendEngine::drain(std::chrono::nanoseconds timeout) {
 std::size_t SendEngine::inflight_bytes() const noexcept { return s_->inflight; }
 std::size_t SendEngine::inflight_bytes(SocketId id) const { return s_->socket(id).inflight; }
 std::uint32_t SendEngine::ops_in_use() const noexcept { return s_->ops_in_use; }
-const Counters& SendEngine::counters() const noexcept { return s_->counters; }
+Counters SendEngine::counters() const noexcept {
+    // Kept per socket only (one increment on the hot path, not two) and summed here.
+    Counters sum = s_->counters;  // engine-wide events, and sockets already removed
+    for (const auto& sp : s_->sockets)
+        if (sp) sum += sp->counters;
+    return sum;
+}
 const Counters& SendEngine::counters(SocketId id) const { return s_->socket(id).counters; }
 Ring& SendEngine::ring() noexcept { return s_->ring; }
 

@@ -128,6 +128,8 @@ struct Counters {
     std::uint64_t waits = 0;           // send() had to drive the loop for a free slot
     std::uint64_t stray_cqes = 0;      // CQEs for no live operation: must stay 0 (a bug detector)
     std::uint64_t by_strategy[7] = {}; // requests per Strategy actually used
+
+    Counters& operator+=(const Counters& o) noexcept;
 };
 
 struct SocketOptions {
@@ -187,7 +189,7 @@ public:
     std::size_t inflight_bytes() const noexcept;
     std::size_t inflight_bytes(SocketId id) const;
     std::uint32_t ops_in_use() const noexcept;
-    const Counters& counters() const noexcept;
+    Counters counters() const noexcept;      // the engine's totals: every socket, removed ones too
     const Counters& counters(SocketId id) const;
     Ring& ring() noexcept;
 
