@@ -195,6 +195,7 @@ struct Socket {
 struct SendEngine::State {
     Ring& ring;
     EngineOptions opt;
+    const KernelFeatures& kernel;
     std::shared_ptr<Op[]> ops;         // shared: parked on the ring if the kernel outlives us
     Op* free_ops = nullptr;
     std::uint32_t ops_in_use = 0;
@@ -206,7 +207,28 @@ struct SendEngine::State {
     bool ring_is_ours_to_wait = true;
     bool held_back = false;            // a pump() stopped at a bound with sends still queued
 
-    State(Ring& r, const EngineOptions& o) : ring(r), opt(o) {}
+    bool supported[7] = {};  // by Strategy: can this kernel run it?
+
+    State(Ring& r, const EngineOptions& o) : ring(r), opt(o), kernel(o.features ? *o.features : probe()) {
+        supported[static_cast<int>(Strategy::plain)] = true;
+        supported[static_cast<int>(Strategy::copy)] = kernel.op_send;
+        supported[static_cast<int>(Strategy::msg_zerocopy)] = kernel.msg_zerocopy;
+        supported[static_cast<int>(Strategy::zc)] = kernel.send_zc;
+        supported[static_cast<int>(Strategy::zc_fixed)] = kernel.send_zc_fixed;
+        supported[static_cast<int>(Strategy::sendmsg_zc)] = kernel.sendmsg_zc;
+        supported[static_cast<int>(Strategy::automatic)] = true;
+    }
+    // Why `s` cannot run here, and what can.
+    std::string missing(Strategy s) const {
+        static constexpr const char* feature[] = {"", "op_send", "msg_zerocopy", "send_zc", "send_zc_fixed",
+                                                  "sendmsg_zc", ""};
+        std::string msg = std::string("strategy ") + to_string(s) + " needs " + feature[static_cast<int>(s)] +
+                          ", which this kernel lacks (" + kernel.why(feature[static_cast<int>(s)]) + ")";
+        std::string ok;
+        for (Strategy t : all_strategies)
+            if (supported[static_cast<int>(t)]) ok += std::string(ok.empty() ? "" : ", ") + to_string(t);
+        return msg + "; this kernel can run: " + ok;
+    }
 
     // ---- operation slots ------------------------------------------------------------------
     Op* take_op() {
@@ -349,6 +371,9 @@ SocketId SendEngine::add_socket(int fd, const SocketOptions& options) {
         throw SetupError("SendEngine::add_socket: only SOCK_STREAM and SOCK_DGRAM sockets are supported", 0);
     if (options.max_inflight_bytes == 0)
         throw SetupError("SendEngine::add_socket: max_inflight_bytes must be > 0", 0);
+    if (!st.supported[static_cast<int>(options.strategy)])
+        throw SetupError("SendEngine::add_socket: " + st.missing(options.strategy), 0,
+                         "pick another --strategy, or `auto`, which adapts (see `zcperf --features`)");
     auto sock = std::make_unique<Socket>();
     sock->engine = &st;
     sock->fd = fd;
@@ -452,7 +477,10 @@ Strategy State::choose(Socket& s, const Buffer& b, std::optional<Strategy> overr
         }
         return want;
     }
-    const Strategy zc = b.registered_on(ring.native()) ? Strategy::zc_fixed : Strategy::zc;
+    const Strategy zc = b.registered_on(ring.native()) && supported[static_cast<int>(Strategy::zc_fixed)]
+                            ? Strategy::zc_fixed
+                            : Strategy::zc;
+    if (!supported[static_cast<int>(zc)]) return Strategy::copy;  // no zero-copy send here at all
     if (b.size() < opt.auto_threshold) {
         ++s.counters.auto_small;
         return Strategy::copy;
@@ -512,8 +540,9 @@ void State::accept(SocketId id, Buffer&& buffer, Model model, SentHandler&& on_s
     ++s.ops;
     ++s.counters.sends;
 
-    if (!op->buffer || op->buffer.size() == 0) {
-        op->error = op->buffer ? 0 : -EINVAL;  // an empty handle is a caller bug; zero bytes is a no-op
+    if (!op->buffer || op->buffer.size() == 0 || !supported[static_cast<int>(op->used)]) {
+        // An empty handle is a caller bug; zero bytes is a no-op; an override this kernel lacks.
+        op->error = !op->buffer ? -EINVAL : op->buffer.size() == 0 ? 0 : -EOPNOTSUPP;
         op->request_done = true;
         ready.push_back(op);
         return;

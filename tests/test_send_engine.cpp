@@ -501,6 +501,38 @@ TEST(SendEngine, EmptyHandleIsRefusedThroughItsRelease) {
     EXPECT_EQ(err, -EINVAL);
 }
 
+TEST(SendEngine, AStrategyTheKernelLacksIsRefusedWithWhyAndAutoAdapts) {
+    // A kernel without SEND_ZC (5.x before 6.0), described by a doctored copy of the real probe.
+    zcio::KernelFeatures old = zcio::probe();
+    old.send_zc = old.send_zc_fixed = old.sendmsg_zc = old.sendmsg_zc_fixed = false;
+    old.reasons["send_zc"] = "opcode 47 not in the probe (test)";
+    zcio::Ring ring;
+    zcio::SendEngine engine(ring, {.features = &old});
+    auto pair = zcio::test::udp_loopback_pair();
+    try {
+        engine.add_socket(pair.sender.get(), {.strategy = zcio::Strategy::zc});
+        FAIL() << "zc was accepted on a kernel without SEND_ZC";
+    } catch (const zcio::SetupError& e) {
+        const std::string what = e.what();
+        EXPECT_NE(what.find("strategy zc needs send_zc"), std::string::npos) << what;
+        EXPECT_NE(what.find("opcode 47 not in the probe (test)"), std::string::npos) << what;
+        EXPECT_NE(what.find("this kernel can run: plain, copy, msg-zerocopy, auto"), std::string::npos) << what;
+    }
+    // auto only copies there, and a zero-copy override fails that one send, through its release.
+    const auto sock = engine.add_socket(pair.sender.get(), {.strategy = zcio::Strategy::automatic});
+    std::vector<std::byte> big(60000);
+    zcio::Release a, b;
+    engine.send(sock, zcio::Buffer::borrow(big), zcio::Storage{[&](zcio::Release&& r) { a = std::move(r); }});
+    engine.send(sock, zcio::Buffer::borrow(big), zcio::Storage{[&](zcio::Release&& r) { b = std::move(r); }},
+                zcio::Strategy::zc_fixed);
+    ASSERT_EQ(engine.drain(5s), 0);
+    EXPECT_EQ(a.error, 0);
+    EXPECT_EQ(a.used, zcio::Strategy::copy);
+    EXPECT_EQ(a.bytes, big.size());
+    EXPECT_EQ(b.error, -EOPNOTSUPP);
+    EXPECT_TRUE(b.buffer) << "a refused buffer still comes back";
+}
+
 TEST(SendEngine, BadSetupSaysWhy) {
     zcio::Ring ring;
     zcio::SendEngine engine(ring);

@@ -27,6 +27,7 @@
 
 #include "zcio/buffer.hpp"
 #include "zcio/inplace_function.hpp"
+#include "zcio/probe.hpp"
 #include "zcio/ring.hpp"
 
 #include <sys/socket.h>
@@ -147,6 +148,9 @@ struct EngineOptions {
     std::uint32_t auto_copied_streak = 4;       // copied reports in a row before switching to copy
     std::uint32_t auto_reprobe_every = 4096;    // sends on a copy-switched socket per re-probe
     std::chrono::milliseconds shutdown_timeout{5000};
+    // What the kernel supports; null: zcio::probe() of the running kernel. (Tests pass a doctored
+    // copy to see how the engine treats a kernel without a feature.)
+    const KernelFeatures* features = nullptr;
 };
 
 using SocketId = std::uint32_t;
@@ -162,7 +166,8 @@ public:
     SendEngine& operator=(const SendEngine&) = delete;
 
     // The socket stays the caller's (the engine never closes it). Throws SetupError for a
-    // non-socket, an unsupported type, or a strategy this kernel lacks (with why).
+    // non-socket, an unsupported type, or a strategy this kernel lacks (with the probe's why, and
+    // the strategies that do work). `auto` never fails: without zero-copy send it only copies.
     SocketId add_socket(int fd, const SocketOptions& options = {});
     // Fails every queued send, waits for the in-flight ones; afterwards the id is invalid.
     void remove_socket(SocketId id);
@@ -172,7 +177,8 @@ public:
     Strategy strategy(SocketId id) const;
 
     // The hot path. The buffer is the engine's until its release. Errors arrive in the release.
-    // `override` picks another io_uring strategy for this one send.
+    // `override` picks another io_uring strategy for this one send (one the kernel lacks fails
+    // that send with -EOPNOTSUPP).
     void send(SocketId id, Buffer&& buffer, TwoStep handlers, std::optional<Strategy> override = {});
     void send(SocketId id, Buffer&& buffer, Storage handler, std::optional<Strategy> override = {});
     void send(SocketId id, Buffer&& buffer, NotifGroup& group, std::optional<Strategy> override = {});
