@@ -274,7 +274,9 @@ struct SendEngine::State {
     }
     void prep(Socket& s, Op& op, bool link);
     void syscall_send(Socket& s, Op& op);
-    void send_plain(Socket& s, Op& op);
+    // ::send() until the whole buffer is in (stream) or one datagram went; 0 or -errno.
+    template <typename OnCall>
+    int send_rest(Socket& s, Op& op, int flags, OnCall on_call);
 
     // ---- completion ---------------------------------------------------------------------------
     static void on_cqe(Completion* c, const io_uring_cqe& cqe);
@@ -641,77 +643,55 @@ void State::prep(Socket& s, Op& op, bool link) {
 void State::syscall_send(Socket& s, Op& op) {
     ++s.counters.requests;
     ++s.counters.by_strategy[static_cast<int>(op.used)];
-    if (op.used == Strategy::plain) {
-        send_plain(s, op);
-        return;
-    }
-    // MSG_ZEROCOPY: each successful call takes the next id of the socket's notification counter.
-    op.zc_id_first = s.zc_next_id;
-    while (op.done < op.buffer.size()) {
-        const ssize_t n = ::send(s.fd, op.buffer.data() + op.done, op.buffer.size() - op.done,
-                                 MSG_ZEROCOPY | MSG_NOSIGNAL);
-        if (n >= 0) {
-            op.done += static_cast<std::size_t>(n);
-            ++s.zc_next_id;
-            if (!s.stream) break;
-            if (op.done < op.buffer.size()) {
-                ++s.counters.short_sends;
-            }
-            continue;
-        }
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN) {
-            pollfd p{s.fd, POLLOUT, 0};
-            ::poll(&p, 1, 1000);
-            continue;
-        }
-        if (errno == ENOBUFS) {
-            // optmem_max exhausted by unacknowledged zero-copy sends: copy this one instead.
+    if (op.used == Strategy::msg_zerocopy) {
+        // Each successful call takes the next id of the socket's zero-copy notification counter.
+        op.zc_id_first = s.zc_next_id;
+        op.error = send_rest(s, op, MSG_ZEROCOPY, [&s] { ++s.zc_next_id; });
+        op.zc_id_end = s.zc_next_id;
+        if (op.error == -ENOBUFS) {
+            // optmem_max is used up by unacknowledged zero-copy sends: copy the rest instead.
             ++s.counters.fallbacks;
-            send_plain(s, op);
             op.used = Strategy::plain;
-            break;
+            op.error = send_rest(s, op, 0, [] {});
         }
-        op.error = -errno;
-        break;
+    } else {
+        op.error = send_rest(s, op, 0, [] {});
     }
-    op.zc_id_end = s.zc_next_id;
     op.request_done = true;
+    if (op.used == Strategy::plain) op.copied = true;
     s.counters.bytes += op.done;
     if (op.error && s.stream && !s.failed) s.failed = op.error;
     if (op.zc_id_end > op.zc_id_first) {
+        // The notice comes on the socket's error queue; a poll on it (one SQE per drain, not a
+        // recvmsg per send) tells the loop when to read it. The kernel merges ranges meanwhile.
         s.zc_waiting.push_back(&op);
-        drain_errqueue(s);
-        if (!s.zc_waiting.empty()) arm_errpoll(s);
+        arm_errpoll(s);
     } else {
         ready.push_back(&op);
     }
 }
 
-void State::send_plain(Socket& s, Op& op) {
+template <typename OnCall>
+int State::send_rest(Socket& s, Op& op, int flags, OnCall on_call) {
     while (op.done < op.buffer.size()) {
-        const ssize_t n = ::send(s.fd, op.buffer.data() + op.done, op.buffer.size() - op.done, MSG_NOSIGNAL);
+        const ssize_t n =
+            ::send(s.fd, op.buffer.data() + op.done, op.buffer.size() - op.done, flags | MSG_NOSIGNAL);
         if (n >= 0) {
             op.done += static_cast<std::size_t>(n);
-            if (!s.stream) break;
+            on_call();
+            if (!s.stream) break;  // a datagram goes whole or not at all
+            if (op.done < op.buffer.size()) ++s.counters.short_sends;
             continue;
         }
         if (errno == EINTR) continue;
-        if (errno == EAGAIN) {
+        if (errno == EAGAIN) {  // a non-blocking socket: wait for room, as a blocking one would
             pollfd p{s.fd, POLLOUT, 0};
             ::poll(&p, 1, 1000);
             continue;
         }
-        op.error = -errno;
-        break;
+        return -errno;
     }
-    if (op.used == Strategy::plain) {
-        s.counters.bytes += op.done;
-        op.request_done = true;
-        if (op.error && s.stream && !s.failed) s.failed = op.error;
-        ready.push_back(&op);
-    }
-    op.copied = true;
+    return 0;
 }
 
 // ---- completion ------------------------------------------------------------------------------------
