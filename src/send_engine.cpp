@@ -108,6 +108,8 @@ struct Op : Completion {
     Socket* sock = nullptr;
     std::uint64_t seq = 0;             // order of send() calls on the socket
     Buffer buffer;
+    BufferChain more;                  // a gathered send's other buffers
+    std::size_t total = 0;             // bytes to send: buffer + more
     std::size_t done = 0;              // bytes accepted so far
     Strategy used = Strategy::copy;
     Model model = Model::storage;
@@ -122,7 +124,7 @@ struct Op : Completion {
     ReleaseHandler on_release;
     NotifGroup* group = nullptr;
     msghdr msg{};
-    iovec iov{};
+    iovec iov[BufferChain::capacity]{};
 };
 
 struct OpQueue {  // FIFO, intrusive
@@ -240,6 +242,7 @@ struct SendEngine::State {
     }
     void put_op(Op* op) {
         op->buffer.reset();
+        if (!op->more.empty()) op->more.clear();
         op->on_sent.reset();
         op->on_release.reset();
         op->group = nullptr;
@@ -258,14 +261,17 @@ struct SendEngine::State {
 
     // ---- send(): accept --------------------------------------------------------------------
     // Handlers by reference: each InplaceFunction move is an indirect call; move them once, into the op.
+    // `more`: the rest of a gathered send (null for a single buffer: no chain on the hot path).
     void accept(SocketId id, Buffer&& buffer, Model model, SentHandler&& on_sent, ReleaseHandler&& on_release,
-                NotifGroup* group, std::optional<Strategy> override);
+                NotifGroup* group, std::optional<Strategy> override, BufferChain* more = nullptr);
+    void accept_chain(SocketId id, BufferChain&& chain, Model model, SentHandler&& on_sent,
+                      ReleaseHandler&& on_release, NotifGroup* group);
     Strategy choose(Socket& s, const Buffer& b, std::optional<Strategy> override);
 
     // ---- submission ---------------------------------------------------------------------------
     void pump(Socket& s);
     bool room_for(const Socket& s, const Op& op) const {
-        const std::size_t n = op.buffer.size() - op.done;
+        const std::size_t n = op.total - op.done;
         // A single send larger than the bound must still go: the bound is on what waits behind it.
         if (op.counted) return true;
         const bool socket_idle = s.inflight == 0, engine_idle = inflight == 0;
@@ -464,6 +470,34 @@ void SendEngine::send(SocketId id, Buffer&& buffer, NotifGroup& group, std::opti
     s_->accept(id, std::move(buffer), Model::group, std::move(no_sent), std::move(no_release), &group, override);
 }
 
+void State::accept_chain(SocketId id, BufferChain&& chain, Model model, SentHandler&& on_sent,
+                         ReleaseHandler&& on_release, NotifGroup* group) {
+    Buffer head = chain.empty() ? Buffer{} : std::move(chain[0]);
+    BufferChain rest;
+    for (std::size_t i = 1; i < chain.size(); ++i) rest.push_back(std::move(chain[i]));
+    chain.clear();
+    accept(id, std::move(head), model, std::move(on_sent), std::move(on_release), group, std::nullopt, &rest);
+}
+
+void SendEngine::send(SocketId id, BufferChain&& buffers, TwoStep h) {
+    s_->accept_chain(id, std::move(buffers), Model::two_step, std::move(h.on_sent), std::move(h.on_release),
+                     nullptr);
+}
+void SendEngine::send(SocketId id, BufferChain&& buffers, Storage h) {
+    SentHandler none;
+    s_->accept_chain(id, std::move(buffers), Model::storage, std::move(none), std::move(h.on_complete), nullptr);
+}
+void SendEngine::send(SocketId id, BufferChain&& buffers, NotifGroup& group) {
+    if (group.flushed_) {
+        group.flushed_ = false;
+        group.result_ = {};
+    }
+    ++group.pending_;
+    SentHandler no_sent;
+    ReleaseHandler no_release;
+    s_->accept_chain(id, std::move(buffers), Model::group, std::move(no_sent), std::move(no_release), &group);
+}
+
 void SendEngine::flush(NotifGroup& group) {
     group.flushed_ = true;
     if (group.pending_ == 0) s_->flushed_empty.push_back(&group);
@@ -496,19 +530,21 @@ Strategy State::choose(Socket& s, const Buffer& b, std::optional<Strategy> overr
 }
 
 void State::accept(SocketId id, Buffer&& buffer, Model model, SentHandler&& on_sent, ReleaseHandler&& on_release,
-                   NotifGroup* group, std::optional<Strategy> override) {
+                   NotifGroup* group, std::optional<Strategy> override, BufferChain* more) {
     Socket& s = socket(id);
     Op* op = take_op();
     if (!op && ring.dispatching()) {
         // Every slot is in use and we are inside a completion handler, where the loop cannot run
         // (the CQEs being walked are ours). Refuse this send now, in the caller's hands.
         ++s.counters.errors;
-        Release r{-ENOBUFS, 0, Usage::not_reported, s.strategy, std::move(buffer)};
+        Release r{-ENOBUFS, 0, Usage::not_reported, s.strategy, std::move(buffer), {}};
+        if (more) r.more = std::move(*more);
         if (group) {
             ++group->result_.sends;
             ++group->result_.errors;
             if (!group->result_.first_error) group->result_.first_error = -ENOBUFS;
             r.buffer.reset();
+            r.more.clear();
             if (--group->pending_ == 0 && group->flushed_) flushed_empty.push_back(group);
         } else {
             if (on_sent) on_sent(SendResult{-ENOBUFS});
@@ -537,14 +573,19 @@ void State::accept(SocketId id, Buffer&& buffer, Model model, SentHandler&& on_s
     op->copied = op->zero_copy = op->reported = false;
     op->notifs_pending = 0;
     op->error = 0;
-    op->used = choose(s, buffer, override);
+    op->used = more ? Strategy::sendmsg_zc : choose(s, buffer, override);
     op->buffer = std::move(buffer);
+    op->total = op->buffer.size();
+    if (more) {
+        op->more = std::move(*more);
+        op->total += op->more.bytes();
+    }
     ++s.ops;
     ++s.counters.sends;
 
-    if (!op->buffer || op->buffer.size() == 0 || !supported[static_cast<int>(op->used)]) {
+    if (!op->buffer || op->total == 0 || !supported[static_cast<int>(op->used)]) {
         // An empty handle is a caller bug; zero bytes is a no-op; an override this kernel lacks.
-        op->error = !op->buffer ? -EINVAL : op->buffer.size() == 0 ? 0 : -EOPNOTSUPP;
+        op->error = !op->buffer ? -EINVAL : op->total == 0 ? 0 : -EOPNOTSUPP;
         op->request_done = true;
         ready.push_back(op);
         return;
@@ -576,8 +617,8 @@ void State::pump(Socket& s) {
             s.queue.pop_front();
             if (!op->counted) {
                 op->counted = true;
-                s.inflight += op->buffer.size();
-                inflight += op->buffer.size();
+                s.inflight += op->total;
+                inflight += op->total;
             }
             syscall_send(s, *op);
             continue;
@@ -585,8 +626,8 @@ void State::pump(Socket& s) {
         s.queue.pop_front();
         if (!op->counted) {
             op->counted = true;
-            s.inflight += op->buffer.size();
-            inflight += op->buffer.size();
+            s.inflight += op->total;
+            inflight += op->total;
         }
         if (prev) prev->request_inflight = true;  // (already set below; kept for clarity)
         const bool more = s.stream && !s.queue.empty() && chained + 1 < opt.max_chain &&
@@ -601,8 +642,8 @@ void State::pump(Socket& s) {
 
 void State::prep(Socket& s, Op& op, bool link) {
     io_uring_sqe* sqe = ring.sqe();
-    const std::byte* data = op.buffer.data() + op.done;
-    const std::size_t len = op.buffer.size() - op.done;
+    const std::byte* data = op.buffer.data() + op.done;  // single-buffer strategies
+    const std::size_t len = op.total - op.done;
     // MSG_WAITALL: on a stream socket the kernel keeps sending until all is queued, so a short
     // result means an error or a signal, and breaks the link chain behind it.
     const int flags = (s.stream ? MSG_WAITALL : 0) | MSG_NOSIGNAL;
@@ -617,18 +658,33 @@ void State::prep(Socket& s, Op& op, bool link) {
         io_uring_prep_send_zc_fixed(sqe, s.fd, data, len, flags, IORING_SEND_ZC_REPORT_USAGE,
                                     static_cast<unsigned>(op.buffer.buf_index()));
         break;
-    case Strategy::sendmsg_zc:
-        op.iov = {const_cast<std::byte*>(data), len};
+    case Strategy::sendmsg_zc: {
+        // One iovec per buffer, skipping what a short send already took.
+        std::size_t skip = op.done, n = 0;
+        bool fixed = kernel.sendmsg_zc_fixed;
+        const int index = op.buffer.buf_index();
+        auto add = [&](Buffer& b) {
+            fixed = fixed && b.registered_on(ring.native()) && b.buf_index() == index;
+            if (skip >= b.size()) {
+                skip -= b.size();
+                return;
+            }
+            op.iov[n++] = {b.data() + skip, b.size() - skip};
+            skip = 0;
+        };
+        add(op.buffer);
+        for (Buffer& b : op.more) add(b);
         op.msg = {};
-        op.msg.msg_iov = &op.iov;
-        op.msg.msg_iovlen = 1;
+        op.msg.msg_iov = op.iov;
+        op.msg.msg_iovlen = n;
         io_uring_prep_sendmsg_zc(sqe, s.fd, &op.msg, static_cast<unsigned>(flags));
         sqe->ioprio |= IORING_SEND_ZC_REPORT_USAGE;
-        if (op.buffer.registered_on(ring.native())) {
+        if (fixed) {  // every iovec inside one registered buffer: no pinning per request
             sqe->ioprio |= IORING_RECVSEND_FIXED_BUF;
-            sqe->buf_index = static_cast<std::uint16_t>(op.buffer.buf_index());
+            sqe->buf_index = static_cast<std::uint16_t>(index);
         }
         break;
+    }
     default:
         break;  // syscall strategies never get here
     }
@@ -721,7 +777,7 @@ void State::on_request(Op& op, const io_uring_cqe& cqe) {
     if (res >= 0) {
         op.done += static_cast<std::size_t>(res);
         s.counters.bytes += static_cast<std::size_t>(res);
-        if (op.done < op.buffer.size() && s.stream && !s.failed) {
+        if (op.done < op.total && s.stream && !s.failed) {
             // Short (a signal, or the peer's window for a non-blocking retry): continue it first.
             ++s.counters.short_sends;
             s.queue.insert_by_seq(&op);
@@ -795,8 +851,8 @@ void State::release(Op& op) {
         h(SendResult{op.error ? op.error : static_cast<int>(op.done)});
     }
     if (op.counted) {
-        s.inflight -= op.buffer.size();
-        inflight -= op.buffer.size();
+        s.inflight -= op.total;
+        inflight -= op.total;
     }
     Usage usage = Usage::not_reported;
     if (op.used == Strategy::copy || op.used == Strategy::plain) usage = Usage::copied;
@@ -810,7 +866,8 @@ void State::release(Op& op) {
     else ++s.counters.not_reported;
     auto_learn(s, op);
 
-    Release r{op.error, op.done, usage, op.used, std::move(op.buffer)};
+    Release r{op.error, op.done, usage, op.used, std::move(op.buffer), {}};
+    if (!op.more.empty()) r.more = std::move(op.more);
     --s.ops;
     if (op.model == Model::group) {
         NotifGroup* group = op.group;
@@ -825,6 +882,7 @@ void State::release(Op& op) {
             if (!g.first_error) g.first_error = r.error;
         }
         r.buffer.reset();  // back to its arena now: the kernel is done with it
+        r.more.clear();
         if (--group->pending_ == 0 && group->flushed_) fire_group(*group);
     } else {
         // Called in place (moving an InplaceFunction is an indirect call); the slot is freed right

@@ -98,4 +98,59 @@ private:
     int buf_index_ = -1;
 };
 
+// Up to eight buffers sent as one message (scatter-gather with SENDMSG_ZC): one request, one
+// notification, and all of them back together in the release.
+//
+//   zcio::BufferChain chain;
+//   chain.push_back(std::move(header)); chain.push_back(std::move(payload));
+//   engine.send(sock, std::move(chain), zcio::Storage{[](zcio::Release r) { /* r.buffer, r.more */ }});
+class BufferChain {
+public:
+    static constexpr std::size_t capacity = 8;
+
+    BufferChain() noexcept = default;
+    BufferChain(BufferChain&& o) noexcept { take(o); }
+    BufferChain& operator=(BufferChain&& o) noexcept {
+        if (this != &o) {
+            clear();
+            take(o);
+        }
+        return *this;
+    }
+    BufferChain(const BufferChain&) = delete;
+    BufferChain& operator=(const BufferChain&) = delete;
+    ~BufferChain() = default;
+
+    // False (and `b` left with the caller) when the chain is full.
+    bool push_back(Buffer&& b) noexcept {
+        if (count_ == capacity) return false;
+        items_[count_++] = std::move(b);
+        return true;
+    }
+    std::size_t size() const noexcept { return count_; }
+    bool empty() const noexcept { return count_ == 0; }
+    Buffer& operator[](std::size_t i) noexcept { return items_[i]; }
+    const Buffer& operator[](std::size_t i) const noexcept { return items_[i]; }
+    Buffer* begin() noexcept { return items_; }
+    Buffer* end() noexcept { return items_ + count_; }
+    std::size_t bytes() const noexcept {
+        std::size_t n = 0;
+        for (std::size_t i = 0; i < count_; ++i) n += items_[i].size();
+        return n;
+    }
+    void clear() noexcept {
+        for (std::size_t i = 0; i < count_; ++i) items_[i].reset();
+        count_ = 0;
+    }
+
+private:
+    void take(BufferChain& o) noexcept {  // moves only the used slots: an empty chain is cheap
+        for (std::size_t i = 0; i < o.count_; ++i) items_[i] = std::move(o.items_[i]);
+        count_ = std::exchange(o.count_, 0);
+    }
+
+    Buffer items_[capacity];
+    std::size_t count_ = 0;
+};
+
 }  // namespace zcio

@@ -69,6 +69,7 @@ struct Release {
     Usage usage = Usage::not_reported;
     Strategy used = Strategy::copy;  // what really carried it (after auto's choice and fallbacks)
     Buffer buffer;              // yours again
+    BufferChain more;           // a gathered send's other buffers (empty for a single buffer)
 };
 
 using SentHandler = InplaceFunction<void(const SendResult&), 48>;
@@ -182,6 +183,11 @@ public:
     void send(SocketId id, Buffer&& buffer, TwoStep handlers, std::optional<Strategy> override = {});
     void send(SocketId id, Buffer&& buffer, Storage handler, std::optional<Strategy> override = {});
     void send(SocketId id, Buffer&& buffer, NotifGroup& group, std::optional<Strategy> override = {});
+    // Scatter-gather: the chain's buffers go as one message (IORING_OP_SENDMSG_ZC, registered
+    // buffers where the kernel allows), whatever the socket's strategy; one release for all.
+    void send(SocketId id, BufferChain&& buffers, TwoStep handlers);
+    void send(SocketId id, BufferChain&& buffers, Storage handler);
+    void send(SocketId id, BufferChain&& buffers, NotifGroup& group);
     // Closes the group: its handler runs once every send bound to it has released its buffer
     // (at once, from the next run(), if none is pending).
     void flush(NotifGroup& group);
