@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <new>
 #include <span>
 #include <utility>
 
@@ -108,7 +109,9 @@ class BufferChain {
 public:
     static constexpr std::size_t capacity = 8;
 
-    BufferChain() noexcept = default;
+    // Slots are raw storage, constructed on push_back: an empty chain costs one word to make,
+    // move and destroy (every Release carries one).
+    BufferChain() noexcept {}
     BufferChain(BufferChain&& o) noexcept { take(o); }
     BufferChain& operator=(BufferChain&& o) noexcept {
         if (this != &o) {
@@ -119,38 +122,47 @@ public:
     }
     BufferChain(const BufferChain&) = delete;
     BufferChain& operator=(const BufferChain&) = delete;
-    ~BufferChain() = default;
+    ~BufferChain() { clear(); }
 
     // False (and `b` left with the caller) when the chain is full.
     bool push_back(Buffer&& b) noexcept {
         if (count_ == capacity) return false;
-        items_[count_++] = std::move(b);
+        ::new (static_cast<void*>(slot(count_))) Buffer(std::move(b));
+        ++count_;
         return true;
     }
     std::size_t size() const noexcept { return count_; }
     bool empty() const noexcept { return count_ == 0; }
-    Buffer& operator[](std::size_t i) noexcept { return items_[i]; }
-    const Buffer& operator[](std::size_t i) const noexcept { return items_[i]; }
-    Buffer* begin() noexcept { return items_; }
-    Buffer* end() noexcept { return items_ + count_; }
+    Buffer& operator[](std::size_t i) noexcept { return *slot(i); }
+    const Buffer& operator[](std::size_t i) const noexcept { return *slot(i); }
+    Buffer* begin() noexcept { return slot(0); }
+    Buffer* end() noexcept { return slot(count_); }
     std::size_t bytes() const noexcept {
         std::size_t n = 0;
-        for (std::size_t i = 0; i < count_; ++i) n += items_[i].size();
+        for (std::size_t i = 0; i < count_; ++i) n += slot(i)->size();
         return n;
     }
+    // Gives every buffer back to its home.
     void clear() noexcept {
-        for (std::size_t i = 0; i < count_; ++i) items_[i].reset();
+        for (std::size_t i = 0; i < count_; ++i) slot(i)->~Buffer();
         count_ = 0;
     }
 
 private:
-    void take(BufferChain& o) noexcept {  // moves only the used slots: an empty chain is cheap
-        for (std::size_t i = 0; i < o.count_; ++i) items_[i] = std::move(o.items_[i]);
+    Buffer* slot(std::size_t i) noexcept { return std::launder(reinterpret_cast<Buffer*>(storage_)) + i; }
+    const Buffer* slot(std::size_t i) const noexcept {
+        return std::launder(reinterpret_cast<const Buffer*>(storage_)) + i;
+    }
+    void take(BufferChain& o) noexcept {
+        for (std::size_t i = 0; i < o.count_; ++i) {
+            ::new (static_cast<void*>(slot(i))) Buffer(std::move(*o.slot(i)));
+            o.slot(i)->~Buffer();
+        }
         count_ = std::exchange(o.count_, 0);
     }
 
-    Buffer items_[capacity];
     std::size_t count_ = 0;
+    alignas(Buffer) unsigned char storage_[capacity * sizeof(Buffer)];
 };
 
 }  // namespace zcio
