@@ -608,7 +608,6 @@ void State::pump(Socket& s) {
         return;
     }
     if (s.stream && s.chain_inflight > 0) return;  // the next chain waits for this one: order
-    Op* prev = nullptr;
     std::uint32_t chained = 0;
     while (!s.queue.empty() && room_for(s, *s.queue.head)) {
         Op* op = s.queue.head;
@@ -629,11 +628,9 @@ void State::pump(Socket& s) {
             s.inflight += op->total;
             inflight += op->total;
         }
-        if (prev) prev->request_inflight = true;  // (already set below; kept for clarity)
         const bool more = s.stream && !s.queue.empty() && chained + 1 < opt.max_chain &&
                           !is_syscall_strategy(s.queue.head->used) && room_for(s, *s.queue.head);
         prep(s, *op, s.stream && more);
-        prev = op;
         ++chained;
         if (s.stream && !more) break;
     }
