@@ -42,7 +42,7 @@ int parse_command_line(int argc, char** argv, Options& o) {
     app.get_formatter()->column_width(30);
 
     bool server = false;
-    std::string client, length, strategy, completion = "storage", target, sizes;
+    std::string client, length, strategy, completion = "storage", target, sizes, recv;
     bool v4 = false, v6 = false, sweep = false, features = false, no_progress = false;
 
     app.add_flag("-s,--server", server, "Run as a server");
@@ -61,6 +61,10 @@ int parse_command_line(int argc, char** argv, Options& o) {
     app.add_option("--strategy", strategy,
                    "plain|copy|msg-zerocopy|zc|zc-fixed|sendmsg-zc|auto (default auto);\n"
                    "with --sweep a comma list or `all` (default all)")
+        ->option_text("NAME");
+    app.add_option("--recv", recv,
+                   "plain|multishot|bundle|zcrx|auto: how the receiving end receives (zcio::Receiver;\n"
+                   "default auto); with --sweep a comma list or `all`: the receive sweep")
         ->option_text("NAME");
     app.add_option("--completion", completion, "two-step|storage|group: how the sender learns a buffer is free (default storage)")
         ->option_text("MODEL");
@@ -144,6 +148,27 @@ int parse_command_line(int argc, char** argv, Options& o) {
                 if (!s) return usage(fmt::format("--strategy {}: unknown; use plain, copy, msg-zerocopy, zc, zc-fixed, sendmsg-zc, auto or all", item));
                 o.strategies.push_back(*s);
             }
+        }
+    }
+    if (!recv.empty()) {
+        std::vector<zcio::RecvStrategy> list;
+        if (recv == "all") {
+            list = {zcio::RecvStrategy::plain, zcio::RecvStrategy::multishot, zcio::RecvStrategy::bundle, zcio::RecvStrategy::zcrx,
+                    zcio::RecvStrategy::automatic};
+        } else {
+            std::stringstream ss(recv);
+            std::string item;
+            while (std::getline(ss, item, ',')) {
+                auto r = zcio::parse_recv_strategy(item);
+                if (!r) return usage(fmt::format("--recv {}: unknown; use plain, multishot, bundle, zcrx, auto (or all, with --sweep)", item));
+                list.push_back(*r);
+            }
+        }
+        if (o.mode == Mode::sweep) {
+            o.recv_sweep = std::move(list);
+        } else {
+            if (list.size() != 1) return usage("several receive strategies need --sweep");
+            o.recv = list.front();
         }
     }
     auto c = parse_completion(completion);
