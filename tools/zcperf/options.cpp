@@ -51,7 +51,7 @@ int parse_command_line(int argc, char** argv, Options& o) {
     app.add_option("-t,--time", o.duration, "Seconds to send (default 10; in a sweep: per cell, default 0.4)")->option_text("SECONDS");
     app.add_option("-l,--length", length, "Bytes per send, K/M suffixes (default 128K TCP, 1460 UDP)")->option_text("BYTES");
     app.add_flag("-u,--udp", o.udp, "UDP instead of TCP (unthrottled)");
-    app.add_option("-P,--parallel", o.parallel, "Parallel streams, one thread and ring each (1..256)")->option_text("N");
+    app.add_option("-P,--parallel", o.parallel, "Parallel streams (1..256), multiplexed over at most one sending thread (ring + engine) per core")->option_text("N");
     app.add_flag("-R,--reverse", o.reverse, "Reverse: the server sends, the client receives");
     app.add_option("-i,--interval", o.interval, "Seconds between interval reports (0: none)")->option_text("SECONDS");
     app.add_flag("-4,--version4", v4, "IPv4 only");
