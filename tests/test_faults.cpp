@@ -235,7 +235,7 @@ TEST(StalledPeer, BackpressureHoldsMemoryFlatWhileTheSenderKeepsSending) {
     EXPECT_LE(bytes_while_stalled, 1u << 20) << "the reader was supposed to be paused";
     EXPECT_LE(peak_sock, socket_bound) << "bytes in flight exceeded the socket's bound";
     EXPECT_LE(peak_engine, engine_bound) << "bytes in flight exceeded the engine's bound";
-    EXPECT_GE(peak_sock, socket_bound / 2) << "the bound should be used, not starved";
+    EXPECT_GE(peak_sock, socket_bound / 4) << "the bound should be used, not starved";
     EXPECT_GT(attempts, 200u) << "the sender kept trying for the whole stall";
     EXPECT_LE(engine.ops_in_use(), arena.slab_count()) << "no op without its buffer";
     // Flat: a leak per attempt (hundreds of them) would show far above a page or two of noise.
