@@ -102,6 +102,14 @@ io_uring_sqe* Ring::sqe() {
     return s;
 }
 
+unsigned Ring::reserve(unsigned n) {
+    if (n > sq_entries()) n = sq_entries();
+    while (io_uring_sq_space_left(&ring_) < n) {
+        if (submit() == -EBUSY) dispatch_ready();
+    }
+    return n;
+}
+
 int Ring::submit() {
     int r = io_uring_submit(&ring_);
     return r;

@@ -608,6 +608,13 @@ void State::pump(Socket& s) {
         return;
     }
     if (s.stream && s.chain_inflight > 0) return;  // the next chain waits for this one: order
+    // A chain must reach the kernel in one submission: ring.sqe() submits when the SQ fills, and
+    // the part after that would run as a second, unordered chain. Reserve the room up front.
+    std::uint32_t chain_room = opt.max_chain;
+    if (s.stream) {
+        const auto queued = static_cast<unsigned>(std::min<std::size_t>(s.queue.size, opt.max_chain));
+        if (queued > 1) chain_room = ring.reserve(queued);
+    }
     std::uint32_t chained = 0;
     while (!s.queue.empty() && room_for(s, *s.queue.head)) {
         Op* op = s.queue.head;
@@ -628,7 +635,7 @@ void State::pump(Socket& s) {
             s.inflight += op->total;
             inflight += op->total;
         }
-        const bool more = s.stream && !s.queue.empty() && chained + 1 < opt.max_chain &&
+        const bool more = s.stream && !s.queue.empty() && chained + 1 < chain_room &&
                           !is_syscall_strategy(s.queue.head->used) && room_for(s, *s.queue.head);
         prep(s, *op, s.stream && more);
         ++chained;

@@ -58,6 +58,10 @@ public:
 
     // A free SQE; submits what is queued when the SQ is full, so it never returns null.
     io_uring_sqe* sqe();
+    // Makes room for `n` SQEs that must reach the kernel in one submission (a link chain split
+    // across two submissions is two independent chains). Submits what is queued if needed.
+    // Returns how many fit now: n, or fewer if n exceeds the SQ.
+    unsigned reserve(unsigned n);
     // Submits queued SQEs. Returns how many, or -errno.
     int submit();
     // Submits, then dispatches every ready CQE; waits for at least `wait_nr` first (0: no wait),
