@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
 #include <vector>
 
 namespace zcio {
@@ -37,6 +38,13 @@ const char* to_string(PageKind k) noexcept {
     return "?";
 }
 
+namespace {
+// Pools kept for good because the kernel may still read a quarantined slab. Listed (not just
+// dropped) so leak checkers see them as deliberately kept, not lost.
+std::mutex kept_pools_mutex;
+std::vector<const void*> kept_pools;
+}  // namespace
+
 struct BufferArena::Pool : BufferHome {
     std::byte* base = nullptr;
     std::size_t mapped = 0;
@@ -48,12 +56,12 @@ struct BufferArena::Pool : BufferHome {
     bool poison = false;
     bool orphaned = false;  // the arena is gone; free the pool when the last buffer returns
     io_uring* ring = nullptr;
+    std::weak_ptr<const void> ring_alive;  // the Ring may go first: then its exit dropped the table
     std::vector<std::uint32_t> free_slots;
     ArenaStats stats;
 
     ~Pool() {
-        // An orphaned pool may outlive its ring; the ring's exit drops the table in that case.
-        if (registered && !orphaned) io_uring_unregister_buffers(ring);
+        if (registered && !ring_alive.expired()) io_uring_unregister_buffers(ring);
         if (base) ::munmap(base, mapped);
     }
 
@@ -62,8 +70,21 @@ struct BufferArena::Pool : BufferHome {
         ++p->stats.returned;
         if (p->poison) std::memset(p->base + std::size_t{slot} * p->slab_size, 0xDB, p->slab_size);
         p->free_slots.push_back(slot);  // capacity reserved up front: never allocates
-        if (p->orphaned && p->free_slots.size() == p->slab_count) {
-            std::unique_ptr<Pool> last_one_out(p);
+        p->free_if_last();
+    }
+
+    static void quarantine_slot(BufferHome* home, std::uint32_t) noexcept {
+        auto* p = static_cast<Pool*>(home);
+        if (p->stats.quarantined++ == 0) {
+            std::lock_guard lock(kept_pools_mutex);
+            kept_pools.push_back(p);  // this pool may now outlive every handle to it, on purpose
+        }
+    }
+
+    // An orphaned pool goes with its last buffer; never while a quarantined slab may be read.
+    void free_if_last() noexcept {
+        if (orphaned && stats.quarantined == 0 && free_slots.size() == slab_count) {
+            std::unique_ptr<Pool> last_one_out(this);
         }
     }
 };
@@ -86,6 +107,7 @@ BufferArena::BufferArena(Ring* ring, const ArenaOptions& options) : pool_(std::m
 
     Pool& p = *pool_;
     p.give_back = &Pool::back;
+    p.quarantine = &Pool::quarantine_slot;
     p.slab_size = options.slab_size;
     p.slab_count = options.slab_count;
     p.poison = options.poison;
@@ -137,7 +159,8 @@ BufferArena::BufferArena(Ring* ring, const ArenaOptions& options) : pool_(std::m
         }
         p.registered = true;
         p.ring = ring->native();
-        p.registered_on = ring->native();
+        p.ring_alive = ring->lifetime();
+        p.registered_with = ring->id();
     }
 
     p.free_slots.reserve(p.slab_count);

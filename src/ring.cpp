@@ -3,6 +3,7 @@
 #include "uring_compat.hpp"
 #include "zcio/error.hpp"
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -28,7 +29,11 @@ constexpr FlagName setup_flag_names[] = {
 
 }  // namespace
 
-Ring::Ring(const RingOptions& options) {
+namespace {
+std::atomic<std::uint64_t> next_ring_id{1};
+}
+
+Ring::Ring(const RingOptions& options) : id_(next_ring_id.fetch_add(1, std::memory_order_relaxed)) {
     const unsigned cq = options.cq_entries ? options.cq_entries : options.sq_entries * 8;
     if (options.sq_entries == 0 || cq < options.sq_entries)
         throw SetupError("bad RingOptions: sq_entries " + std::to_string(options.sq_entries) +
@@ -71,6 +76,7 @@ Ring::Ring(const RingOptions& options) {
 }
 
 Ring::~Ring() {
+    alive_.reset();  // before anything else: arenas must stop using this ring from here on
     // io_uring_queue_exit waits for the kernel to drop every request; parked storage goes after it.
     io_uring_queue_exit(&ring_);
     parked_.clear();

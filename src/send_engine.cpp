@@ -351,13 +351,23 @@ SendEngine::~SendEngine() {
     for (auto& sp : st.sockets) parked |= sp && sp->errpoll.armed;
     if (parked) {
         // The kernel still holds requests (a peer that never acknowledges keeps notifications
-        // back). Their CQEs will name our operations: keep the memory until the ring is gone, and
-        // make those CQEs harmless. Buffers inside go home when the ring releases them.
+        // back) and so still reads their pages. Nothing can tell when it stops, so those buffers
+        // never go home: they are quarantined (counted in the arena, never handed out again), and
+        // their handlers hear -ETIMEDOUT with no buffer. The CQEs still to come name our
+        // operations: keep that memory until the ring is gone, and make those CQEs harmless.
         for (std::uint32_t i = 0; i < st.opt.max_ops; ++i) {
-            st.ops[i].fn = [](Completion*, const io_uring_cqe&) {};
-            st.ops[i].on_sent.reset();
-            st.ops[i].on_release.reset();
-            st.ops[i].group = nullptr;
+            Op& op = st.ops[i];
+            op.fn = [](Completion*, const io_uring_cqe&) {};
+            if (!op.sock) continue;
+            op.buffer.quarantine();
+            for (Buffer& b : op.more) b.quarantine();
+            op.more.clear();
+            op.error = -ETIMEDOUT;
+            op.request_done = true;
+            op.request_inflight = false;
+            op.notifs_pending = 0;
+            op.reported = op.copied = op.zero_copy = false;
+            st.release(op);  // handler (or group) told; the slot is not reused: the engine is going
         }
         for (auto& sp : st.sockets)
             if (sp) sp->errpoll.fn = [](Completion*, const io_uring_cqe&) {};
@@ -507,13 +517,13 @@ Strategy State::choose(Socket& s, const Buffer& b, std::optional<Strategy> overr
     Strategy want = override && !is_syscall_strategy(*override) ? *override : s.strategy;
     if (want != Strategy::automatic) {
         // zc_fixed needs the buffer in this ring's table; plain memory goes as zc (and says so).
-        if (want == Strategy::zc_fixed && !b.registered_on(ring.native())) {
+        if (want == Strategy::zc_fixed && !b.registered_with(ring.id())) {
             ++s.counters.fallbacks;
             return Strategy::zc;
         }
         return want;
     }
-    const Strategy zc = b.registered_on(ring.native()) && supported[static_cast<int>(Strategy::zc_fixed)]
+    const Strategy zc = b.registered_with(ring.id()) && supported[static_cast<int>(Strategy::zc_fixed)]
                             ? Strategy::zc_fixed
                             : Strategy::zc;
     if (!supported[static_cast<int>(zc)]) return Strategy::copy;  // no zero-copy send here at all
@@ -668,7 +678,7 @@ void State::prep(Socket& s, Op& op, bool link) {
         bool fixed = kernel.sendmsg_zc_fixed;
         const int index = op.buffer.buf_index();
         auto add = [&](Buffer& b) {
-            fixed = fixed && b.registered_on(ring.native()) && b.buf_index() == index;
+            fixed = fixed && b.registered_with(ring.id()) && b.buf_index() == index;
             if (skip >= b.size()) {
                 skip -= b.size();
                 return;

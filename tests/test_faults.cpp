@@ -388,7 +388,7 @@ struct Parked {
     std::unique_ptr<zcio::BufferArena> arena;
     zcio::test::SocketPair pair;
     std::unique_ptr<StreamChecker> checker;
-    std::uint64_t handled = 0, sent_bytes = 0;
+    std::uint64_t handled = 0, timed_out = 0, sent_bytes = 0;
     std::chrono::milliseconds destructor_took{};
     const std::byte* slab0 = nullptr;
 };
@@ -412,7 +412,10 @@ void destroy_engine_with_notifications_held(Parked& p) {
             if (i == 0) p.slab0 = b.data();
             zcio::test::fill_pattern(b.span(), p.sent_bytes);
             p.sent_bytes += b.size();
-            engine.send(sock, std::move(b), zcio::Storage{[handled](zcio::Release&&) { ++*handled; }});
+            engine.send(sock, std::move(b), zcio::Storage{[handled, timed_out = &p.timed_out](zcio::Release&& r) {
+                            ++*handled;
+                            if (r.error == -ETIMEDOUT && !r.buffer) ++*timed_out;
+                        }});
         }
         engine.run();
         std::this_thread::sleep_for(50ms);
@@ -422,38 +425,40 @@ void destroy_engine_with_notifications_held(Parked& p) {
     p.destructor_took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
 }
 
-TEST(EngineDestroyed, PeerNeverReadsAndTheSocketStaysOpen_OpsParkUntilTheRingGoes) {
+TEST(EngineDestroyed, PeerNeverReadsAndTheSocketStaysOpen_BuffersAreQuarantinedAndEveryHandlerRuns) {
     Parked p;
     destroy_engine_with_notifications_held(p);
     if (HasFatalFailure()) return;
     EXPECT_LT(p.destructor_took, 300ms + 1500ms) << "the destructor must give up after shutdown_timeout";
-    const std::size_t parked = p.arena->outstanding();
-    EXPECT_GT(parked, 0u) << "the peer never read: some notifications cannot have come";
-    EXPECT_EQ(p.handled + parked, 128u) << "a buffer is neither released nor held by a parked op";
-    EXPECT_EQ(p.arena->stats().returned, p.handled);
-    // The ring goes: the kernel drops its requests; the parked operations (and the buffers in them)
-    // are freed after it, without any handler being called on freed memory.
+    const std::uint64_t quarantined = p.arena->stats().quarantined;
+    EXPECT_GT(quarantined, 0u) << "the peer never read: some notifications cannot have come";
+    EXPECT_EQ(p.handled, 128u) << "every handler runs once, the quarantined ones with -ETIMEDOUT";
+    EXPECT_EQ(p.timed_out, quarantined) << "each quarantined buffer is reported as such";
+    EXPECT_EQ(p.arena->outstanding(), quarantined);
+    EXPECT_EQ(p.arena->stats().returned + quarantined, p.arena->stats().taken);
+    // The ring goes; the kernel may still hold the pages (the socket is open): they stay out.
     p.ring.reset();
-    EXPECT_EQ(p.arena->outstanding(), 0u) << "the parked buffers must come home when the ring goes";
-    EXPECT_EQ(p.arena->stats().taken, p.arena->stats().returned);
-    EXPECT_EQ(p.handled, 128u - parked) << "no handler may run for a parked op";
-    // The arena outlives the ring here; see RingDestroyedBeforeArena below for what that costs.
+    EXPECT_EQ(p.arena->outstanding(), quarantined) << "quarantined slabs must never come home";
+    std::vector<zcio::Buffer> all;
+    while (zcio::Buffer b = p.arena->take()) all.push_back(std::move(b));
+    EXPECT_EQ(all.size(), 128u - quarantined) << "only the slabs nobody can still read are handed out";
+    all.clear();
     p.arena.reset();
     ::shutdown(p.pair.sender.get(), SHUT_RDWR);
     p.checker->resume();
     EXPECT_TRUE(join_within(*p.checker, p.pair.sender.get(), 10s));
 }
 
-TEST(EngineDestroyed, ArenaDestroyedBeforeTheRing_PoolLivesUntilTheParkedBuffersComeHome) {
+TEST(EngineDestroyed, ArenaDestroyedBeforeTheRing_QuarantinedMemoryStaysMapped) {
     Parked p;
     destroy_engine_with_notifications_held(p);
     if (HasFatalFailure()) return;
-    ASSERT_GT(p.arena->outstanding(), 0u);
-    p.arena.reset();  // buffers still out: the pool is orphaned, its mapping stays
-    EXPECT_TRUE(mapped(p.slab0)) << "the arena's memory went while parked sends still point into it";
-    p.ring.reset();   // parked ops freed: the last buffer home frees the pool
-    EXPECT_FALSE(mapped(p.slab0)) << "the orphaned pool leaked after its last buffer came home";
-    // The kernel still held the pages (the peer never read): unmapping must not change what it sends.
+    ASSERT_GT(p.arena->stats().quarantined, 0u);
+    p.arena.reset();  // quarantined slabs: the pool is orphaned and its mapping must stay
+    EXPECT_TRUE(mapped(p.slab0)) << "the arena's memory went while the kernel may still send it";
+    p.ring.reset();
+    EXPECT_TRUE(mapped(p.slab0)) << "nothing says the kernel is done with quarantined memory";
+    // The kernel still held the pages (the peer never read): what it sends must be intact.
     p.checker->resume();
     ::shutdown(p.pair.sender.get(), SHUT_WR);
     ASSERT_TRUE(join_within(*p.checker, p.pair.sender.get(), 10s));
@@ -461,15 +466,10 @@ TEST(EngineDestroyed, ArenaDestroyedBeforeTheRing_PoolLivesUntilTheParkedBuffers
     EXPECT_LE(p.checker->bytes(), p.sent_bytes);
 }
 
-// KNOWN BUG (reported): the parked operations' buffers go back to a live arena as soon as the Ring
-// is destroyed, but io_uring's exit is asynchronous and the socket still holds the pages (the peer
-// has not read them): the application can take those slabs again and overwrite data the kernel has
-// yet to send. Reproducer: park, destroy the ring, take every slab and overwrite it, let the peer
-// read: the stream is corrupted.
+// Found by this test: parked operations' buffers used to go back to a live arena when the Ring was
+// destroyed, while the socket still sent their pages; the application took them again and the peer
+// received the overwrite. They are quarantined now.
 TEST(EngineDestroyed, ParkedBuffersAreNotReusedWhileTheKernelStillSendsThem) {
-    if (!zcio::test::run_known_bugs())
-        GTEST_SKIP() << "known bug: parked buffers return to a live arena when the Ring is destroyed, while the "
-                        "socket still sends their pages (set ZCIO_RUN_KNOWN_BUGS=1 to run)";
     Parked p;
     destroy_engine_with_notifications_held(p);
     if (HasFatalFailure()) return;
@@ -491,13 +491,9 @@ TEST(EngineDestroyed, ParkedBuffersAreNotReusedWhileTheKernelStillSendsThem) {
     p.arena.reset();
 }
 
-// KNOWN BUG (reported): an arena remembers the io_uring* of its ring and unregisters its buffers
-// from it in its destructor. If the Ring went first, that pointer dangles: a heap use-after-free,
-// and the stale fd / struct can belong to a newer ring, whose fixed-buffer table then vanishes.
+// Found by this test: an arena unregistered its buffers through the io_uring* of a Ring that may
+// be gone (use-after-free; it hit a newer ring's table). It checks the Ring's lifetime token now.
 TEST(RingDestroyedBeforeArena, TheArenaDoesNotTouchAnotherRing) {
-    if (!zcio::test::run_known_bugs())
-        GTEST_SKIP() << "known bug: ~BufferArena unregisters buffers through the io_uring* of a Ring that may be "
-                        "gone (use-after-free; hits a newer ring) (set ZCIO_RUN_KNOWN_BUGS=1 to run)";
     auto ring1 = std::make_unique<zcio::Ring>();
     auto arena1 = std::make_unique<zcio::BufferArena>(*ring1, zcio::ArenaOptions{.slab_size = 64 << 10, .slab_count = 4});
     ring1.reset();

@@ -25,7 +25,11 @@ class Buffer;
 // pointer, not a virtual: it is called once per buffer on the hot path.
 struct BufferHome {
     void (*give_back)(BufferHome* home, std::uint32_t slot) noexcept = nullptr;
-    const void* registered_on = nullptr;  // the io_uring whose fixed-buffer table holds this memory
+    // The kernel may still read the memory and nothing will say when it stops: never reuse it.
+    void (*quarantine)(BufferHome* home, std::uint32_t slot) noexcept = nullptr;
+    // Ring::id() of the ring whose fixed-buffer table holds this memory (0: none). An id, not a
+    // pointer: a later ring may reuse a dead ring's address, never its id.
+    std::uint64_t registered_with = 0;
 };
 
 class Buffer {
@@ -64,8 +68,16 @@ public:
 
     // Registered memory: the index of its entry in the ring's fixed-buffer table, else -1.
     int buf_index() const noexcept { return buf_index_; }
-    bool registered_on(const void* ring) const noexcept {
-        return buf_index_ >= 0 && home_ != nullptr && home_->registered_on == ring;
+    bool registered_with(std::uint64_t ring_id) const noexcept {
+        return buf_index_ >= 0 && home_ != nullptr && home_->registered_with == ring_id;
+    }
+
+    // Drops the handle without giving the memory back: for memory the kernel may still read with
+    // no notification left to say when it stops. Its home counts it and never hands it out again.
+    void quarantine() noexcept {
+        if (home_ && home_->quarantine) home_->quarantine(home_, slot_);
+        home_ = nullptr;
+        reset();
     }
 
     // Gives the memory back to its home now (same as dropping the handle).

@@ -39,6 +39,7 @@ struct ArenaStats {
     std::uint64_t returned = 0;          // came back
     std::uint64_t exhausted = 0;         // take() found no free slab
     std::uint64_t poison_violations = 0; // canary found a write after release
+    std::uint64_t quarantined = 0;       // never coming back: the kernel may still read them
 };
 
 class BufferArena {

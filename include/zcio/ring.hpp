@@ -45,6 +45,8 @@ public:
     Ring& operator=(const Ring&) = delete;
 
     io_uring* native() noexcept { return &ring_; }
+    // Unique in the process for its lifetime, never reused (buffers name their ring by it).
+    std::uint64_t id() const noexcept { return id_; }
     unsigned setup_flags() const noexcept { return ring_.flags; }
     unsigned features() const noexcept { return features_; }
     unsigned sq_entries() const noexcept { return ring_.sq.ring_entries; }
@@ -73,6 +75,9 @@ public:
     // Requests in flight that still own memory when their owner must go (see SendEngine's
     // destructor) are parked here; the ring outlives every CQE that could point into them.
     void keep_until_exit(std::shared_ptr<void> storage) { parked_.push_back(std::move(storage)); }
+    // Expires when the ring is destroyed: registrations that may outlive it (an arena's buffer
+    // table) check it before touching the ring again.
+    std::weak_ptr<const void> lifetime() const noexcept { return alive_; }
 
 private:
     int dispatch_ready();
@@ -84,6 +89,8 @@ private:
     std::string fallback_reason_;
     std::uint64_t cq_overflows_ = 0;
     std::vector<std::shared_ptr<void>> parked_;
+    std::shared_ptr<const void> alive_ = std::make_shared<int>(0);
+    std::uint64_t id_;
 };
 
 }  // namespace zcio

@@ -161,7 +161,9 @@ public:
     // Throws SetupError when the ring or options cannot work.
     explicit SendEngine(Ring& ring, const EngineOptions& options = {});
     // Cancels what is in flight and waits (up to shutdown_timeout) for every release; each
-    // buffer comes back through its handler with -ECANCELED or the real error.
+    // buffer comes back through its handler with -ECANCELED or the real error. A buffer the
+    // kernel still holds after that (a peer that never acknowledges) cannot safely be reused:
+    // its handler gets -ETIMEDOUT and no buffer, and its arena quarantines it for good.
     ~SendEngine();
     SendEngine(const SendEngine&) = delete;
     SendEngine& operator=(const SendEngine&) = delete;
