@@ -543,27 +543,13 @@ void State::accept(SocketId id, Buffer&& buffer, Model model, SentHandler&& on_s
                    NotifGroup* group, std::optional<Strategy> override, BufferChain* more) {
     Socket& s = socket(id);
     Op* op = take_op();
-    if (!op && ring.dispatching()) {
-        // Every slot is in use and we are inside a completion handler, where the loop cannot run
-        // (the CQEs being walked are ours). Refuse this send now, in the caller's hands.
-        ++s.counters.errors;
-        Release r{-ENOBUFS, 0, Usage::not_reported, s.strategy, std::move(buffer), {}};
-        if (more) r.more = std::move(*more);
-        if (group) {
-            ++group->result_.sends;
-            ++group->result_.errors;
-            if (!group->result_.first_error) group->result_.first_error = -ENOBUFS;
-            r.buffer.reset();
-            r.more.clear();
-            if (--group->pending_ == 0 && group->flushed_) flushed_empty.push_back(group);
-        } else {
-            if (on_sent) on_sent(SendResult{-ENOBUFS});
-            if (on_release) on_release(std::move(r));
-        }
-        return;
-    }
-    while (!op) {
-        // Every slot is in use: drive the loop until a release frees one.
+    // Every slot is in use: drive the loop until a release frees one, but not from inside a
+    // completion handler (the CQEs being walked are ours) and not forever (a peer that never
+    // reads would hang us): then the send is refused, in the caller's hands, with the reason.
+    int refused = 0;
+    if (!op && ring.dispatching()) refused = -ENOBUFS;
+    const auto deadline = std::chrono::steady_clock::now() + opt.send_wait_timeout;
+    while (!op && !refused) {
         ++s.counters.waits;
         dispatch_ready();
         if (ring.run(1, std::chrono::milliseconds(100)) == -ETIME) {
@@ -571,6 +557,24 @@ void State::accept(SocketId id, Buffer&& buffer, Model model, SentHandler&& on_s
                 if (sp && sp->live && !sp->zc_waiting.empty()) drain_errqueue(*sp);
         }
         op = take_op();
+        if (!op && std::chrono::steady_clock::now() >= deadline) refused = -ETIMEDOUT;
+    }
+    if (refused) {
+        ++s.counters.errors;
+        Release r{refused, 0, Usage::not_reported, s.strategy, std::move(buffer), {}};
+        if (more) r.more = std::move(*more);
+        if (group) {
+            ++group->result_.sends;
+            ++group->result_.errors;
+            if (!group->result_.first_error) group->result_.first_error = refused;
+            r.buffer.reset();
+            r.more.clear();
+            if (--group->pending_ == 0 && group->flushed_) flushed_empty.push_back(group);
+        } else {
+            if (on_sent) on_sent(SendResult{refused});
+            if (on_release) on_release(std::move(r));
+        }
+        return;
     }
     op->sock = &s;
     op->seq = s.next_seq++;

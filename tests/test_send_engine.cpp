@@ -585,6 +585,32 @@ TEST(SendEngine, AStrategyTheKernelLacksIsRefusedWithWhyAndAutoAdapts) {
     EXPECT_TRUE(b.buffer) << "a refused buffer still comes back";
 }
 
+TEST(SendEngine, SendDoesNotWaitForeverForASlotWhenThePeerNeverReads) {
+    zcio::Ring ring;
+    zcio::BufferArena arena(ring, {.slab_size = 64 << 10, .slab_count = 64});
+    zcio::SendEngine engine(ring, {.max_ops = 16, .shutdown_timeout = 200ms, .send_wait_timeout = 300ms});
+    auto pair = zcio::test::tcp_loopback_pair(64 << 10);
+    StreamChecker checker(std::move(pair.receiver), /*pause_after=*/0);  // never reads
+    const auto sock = engine.add_socket(pair.sender.get(), {.strategy = zcio::Strategy::zc_fixed});
+    int timed_out = 0, released = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < 40; ++i) {
+        engine.send(sock, arena.take(), zcio::Storage{[&](zcio::Release&& r) {
+                        ++released;
+                        if (r.error == -ETIMEDOUT) {
+                            ++timed_out;
+                            EXPECT_TRUE(r.buffer) << "a refused buffer comes back to the caller";
+                        }
+                    }});
+        if (timed_out) break;
+    }
+    const auto took = std::chrono::steady_clock::now() - t0;
+    EXPECT_EQ(timed_out, 1) << "once every slot is held by the stalled peer, send() gives up";
+    EXPECT_LT(took, 5s);
+    ::shutdown(pair.sender.get(), SHUT_RDWR);
+    checker.resume();
+}
+
 TEST(SendEngine, BadSetupSaysWhy) {
     zcio::Ring ring;
     zcio::SendEngine engine(ring);

@@ -149,6 +149,9 @@ struct EngineOptions {
     std::uint32_t auto_copied_streak = 4;       // copied reports in a row before switching to copy
     std::uint32_t auto_reprobe_every = 4096;    // sends on a copy-switched socket per re-probe
     std::chrono::milliseconds shutdown_timeout{5000};
+    // How long send() drives the loop waiting for a free operation slot before it refuses the
+    // send (-ETIMEDOUT through its handlers, called right away): a stalled peer never hangs us.
+    std::chrono::milliseconds send_wait_timeout{30000};
     // What the kernel supports; null: zcio::probe() of the running kernel. (Tests pass a doctored
     // copy to see how the engine treats a kernel without a feature.)
     const KernelFeatures* features = nullptr;
