@@ -40,9 +40,13 @@ const char* to_string(PageKind k) noexcept {
 
 namespace {
 // Pools kept for good because the kernel may still read a quarantined slab. Listed (not just
-// dropped) so leak checkers see them as deliberately kept, not lost.
+// dropped) so leak checkers see them as deliberately kept, not lost; the list itself is never
+// destroyed, or it would be gone before the leak check at exit.
 std::mutex kept_pools_mutex;
-std::vector<const void*> kept_pools;
+std::vector<const void*>& kept_pools() {
+    static auto* pools = new std::vector<const void*>;  // NOLINT: intentionally immortal
+    return *pools;
+}
 }  // namespace
 
 struct BufferArena::Pool : BufferHome {
@@ -77,7 +81,7 @@ struct BufferArena::Pool : BufferHome {
         auto* p = static_cast<Pool*>(home);
         if (p->stats.quarantined++ == 0) {
             std::lock_guard lock(kept_pools_mutex);
-            kept_pools.push_back(p);  // this pool may now outlive every handle to it, on purpose
+            kept_pools().push_back(p);  // this pool may now outlive every handle to it, on purpose
         }
     }
 

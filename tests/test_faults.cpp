@@ -239,7 +239,9 @@ TEST(StalledPeer, BackpressureHoldsMemoryFlatWhileTheSenderKeepsSending) {
     EXPECT_GT(attempts, 200u) << "the sender kept trying for the whole stall";
     EXPECT_LE(engine.ops_in_use(), arena.slab_count()) << "no op without its buffer";
     // Flat: a leak per attempt (hundreds of them) would show far above a page or two of noise.
-    EXPECT_LE(rss_peak - rss_base, std::size_t{1} << 20)
+    // Under AddressSanitizer its own shadow and allocator bookkeeping move RSS by a few MiB (and
+    // LeakSanitizer checks leaks there anyway), so the tolerance is wider.
+    EXPECT_LE(rss_peak - rss_base, zcio::test::sanitized_build() ? std::size_t{8} << 20 : std::size_t{1} << 20)
         << "RSS grew from " << rss_base << " to " << rss_peak << " while the peer was stalled";
 
     checker.resume();

@@ -588,11 +588,11 @@ TEST(SendEngine, AStrategyTheKernelLacksIsRefusedWithWhyAndAutoAdapts) {
 TEST(SendEngine, SendDoesNotWaitForeverForASlotWhenThePeerNeverReads) {
     zcio::Ring ring;
     zcio::BufferArena arena(ring, {.slab_size = 64 << 10, .slab_count = 64});
+    int timed_out = 0, released = 0;  // before the engine: its destructor still calls handlers
     zcio::SendEngine engine(ring, {.max_ops = 16, .shutdown_timeout = 200ms, .send_wait_timeout = 300ms});
     auto pair = zcio::test::tcp_loopback_pair(64 << 10);
     StreamChecker checker(std::move(pair.receiver), /*pause_after=*/0);  // never reads
     const auto sock = engine.add_socket(pair.sender.get(), {.strategy = zcio::Strategy::zc_fixed});
-    int timed_out = 0, released = 0;
     const auto t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < 40; ++i) {
         engine.send(sock, arena.take(), zcio::Storage{[&](zcio::Release&& r) {

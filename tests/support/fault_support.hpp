@@ -77,6 +77,21 @@ struct ReleaseLedger {
     }
 };
 
+// True when built with AddressSanitizer (gcc defines __SANITIZE_ADDRESS__, clang has the feature).
+constexpr bool sanitized_build() {
+#if defined(__SANITIZE_ADDRESS__)
+    return true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    return true;
+#else
+    return false;
+#endif
+#else
+    return false;
+#endif
+}
+
 // Tests of known library bugs skip unless ZCIO_RUN_KNOWN_BUGS=1, so the suite stays green while
 // the bug is open; run them with the variable set to see the failure.
 inline bool run_known_bugs() {
