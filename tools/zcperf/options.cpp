@@ -179,6 +179,7 @@ std::string validate(Options& o) {
     }
     if (o.udp_gso && !o.udp && !(o.mode == Mode::sweep && (o.target == Target::sink || !o.target_given)))
         return "--gso applies to UDP (-u)";
+    if (o.udp_gso > 65507) return fmt::format("--gso {}: a UDP segment carries 1..65507 bytes", o.udp_gso);
 
     const std::size_t max_len = o.udp ? 65507u : (64u << 20);
     auto check_len = [&](std::size_t len) -> std::string {
