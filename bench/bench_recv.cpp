@@ -77,9 +77,15 @@ std::pair<std::vector<zcio::UniqueFd>, std::vector<zcio::UniqueFd>> tcp_pairs(in
     return {std::move(tx), std::move(rx)};
 }
 
+// Batching knobs under test (--wait_batch=N, --batch_wait_us=N; defaults: the library's).
+std::uint32_t wait_batch = zcio::ReceiverOptions{}.wait_batch;
+long batch_wait_us = zcio::ReceiverOptions{}.batch_wait.count();
+
 zcio::ReceiverOptions options_for(RecvStrategy s, bool bulk, int conns) {
     zcio::ReceiverOptions o;
     o.strategy = s;
+    o.wait_batch = wait_batch;
+    o.batch_wait = std::chrono::microseconds(batch_wait_us);
     o.max_connections = static_cast<std::uint32_t>(std::max(conns, 1));
     if (s == RecvStrategy::plain) {
         o.buffer_count = 16;
@@ -242,6 +248,15 @@ void print_summary() {
 }  // namespace
 
 int main(int argc, char** argv) {
+    int kept = 1;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a.rfind("--wait_batch=", 0) == 0) wait_batch = static_cast<std::uint32_t>(std::stoul(a.substr(13)));
+        else if (a.rfind("--batch_wait_us=", 0) == 0) batch_wait_us = std::stol(a.substr(16));
+        else argv[kept++] = argv[i];
+    }
+    argc = kept;
+    std::printf("receiver batching: wait_batch %u, batch_wait %ld us\n", wait_batch, batch_wait_us);
     register_all();
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

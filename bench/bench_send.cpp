@@ -135,10 +135,11 @@ void bm_engine(benchmark::State& state, zcio::Strategy strategy, std::size_t pay
         // The release drops the buffer: back to the arena, ready for take().
         engine.send(sock, std::move(b), zcio::Storage{[](zcio::Release&&) {}});
     }
-    const zcio::Counters& c = engine.counters();
+    zcio::Counters c = engine.counters();
     const std::uint64_t zc0 = c.zero_copy, cp0 = c.copied, rel0 = c.zero_copy + c.copied + c.not_reported;
     m.finish(state, payload, zc0, cp0, rel0);  // releases seen inside the timed loop
     if (engine.drain(std::chrono::seconds(10)) != 0) state.SkipWithError("drain timed out");
+    c = engine.counters();
     if (c.errors) state.SkipWithError(("releases with an error: " + std::to_string(c.errors)).c_str());
     if (c.stray_cqes) state.SkipWithError("stray CQEs");
 }

@@ -72,6 +72,27 @@ const char* to_string(Usage u) noexcept {
     return "?";
 }
 
+Counters& Counters::operator+=(const Counters& o) noexcept {
+    sends += o.sends;
+    bytes += o.bytes;
+    requests += o.requests;
+    short_sends += o.short_sends;
+    notifications += o.notifications;
+    zero_copy += o.zero_copy;
+    copied += o.copied;
+    not_reported += o.not_reported;
+    errors += o.errors;
+    fallbacks += o.fallbacks;
+    auto_to_copy += o.auto_to_copy;
+    auto_to_zc += o.auto_to_zc;
+    auto_probes += o.auto_probes;
+    auto_small += o.auto_small;
+    waits += o.waits;
+    stray_cqes += o.stray_cqes;
+    for (int i = 0; i < 7; ++i) by_strategy[i] += o.by_strategy[i];
+    return *this;
+}
+
 namespace {
 
 bool is_syscall_strategy(Strategy s) { return s == Strategy::plain || s == Strategy::msg_zerocopy; }
@@ -87,6 +108,8 @@ struct Op : Completion {
     Socket* sock = nullptr;
     std::uint64_t seq = 0;             // order of send() calls on the socket
     Buffer buffer;
+    BufferChain more;                  // a gathered send's other buffers
+    std::size_t total = 0;             // bytes to send: buffer + more
     std::size_t done = 0;              // bytes accepted so far
     Strategy used = Strategy::copy;
     Model model = Model::storage;
@@ -101,7 +124,7 @@ struct Op : Completion {
     ReleaseHandler on_release;
     NotifGroup* group = nullptr;
     msghdr msg{};
-    iovec iov{};
+    iovec iov[BufferChain::capacity]{};
 };
 
 struct OpQueue {  // FIFO, intrusive
@@ -174,6 +197,7 @@ struct Socket {
 struct SendEngine::State {
     Ring& ring;
     EngineOptions opt;
+    const KernelFeatures& kernel;
     std::shared_ptr<Op[]> ops;         // shared: parked on the ring if the kernel outlives us
     Op* free_ops = nullptr;
     std::uint32_t ops_in_use = 0;
@@ -185,7 +209,28 @@ struct SendEngine::State {
     bool ring_is_ours_to_wait = true;
     bool held_back = false;            // a pump() stopped at a bound with sends still queued
 
-    State(Ring& r, const EngineOptions& o) : ring(r), opt(o) {}
+    bool supported[7] = {};  // by Strategy: can this kernel run it?
+
+    State(Ring& r, const EngineOptions& o) : ring(r), opt(o), kernel(o.features ? *o.features : probe()) {
+        supported[static_cast<int>(Strategy::plain)] = true;
+        supported[static_cast<int>(Strategy::copy)] = kernel.op_send;
+        supported[static_cast<int>(Strategy::msg_zerocopy)] = kernel.msg_zerocopy;
+        supported[static_cast<int>(Strategy::zc)] = kernel.send_zc;
+        supported[static_cast<int>(Strategy::zc_fixed)] = kernel.send_zc_fixed;
+        supported[static_cast<int>(Strategy::sendmsg_zc)] = kernel.sendmsg_zc;
+        supported[static_cast<int>(Strategy::automatic)] = true;
+    }
+    // Why `s` cannot run here, and what can.
+    std::string missing(Strategy s) const {
+        static constexpr const char* feature[] = {"", "op_send", "msg_zerocopy", "send_zc", "send_zc_fixed",
+                                                  "sendmsg_zc", ""};
+        std::string msg = std::string("strategy ") + to_string(s) + " needs " + feature[static_cast<int>(s)] +
+                          ", which this kernel lacks (" + kernel.why(feature[static_cast<int>(s)]) + ")";
+        std::string ok;
+        for (Strategy t : all_strategies)
+            if (supported[static_cast<int>(t)]) ok += std::string(ok.empty() ? "" : ", ") + to_string(t);
+        return msg + "; this kernel can run: " + ok;
+    }
 
     // ---- operation slots ------------------------------------------------------------------
     Op* take_op() {
@@ -197,6 +242,7 @@ struct SendEngine::State {
     }
     void put_op(Op* op) {
         op->buffer.reset();
+        if (!op->more.empty()) op->more.clear();
         op->on_sent.reset();
         op->on_release.reset();
         op->group = nullptr;
@@ -215,14 +261,17 @@ struct SendEngine::State {
 
     // ---- send(): accept --------------------------------------------------------------------
     // Handlers by reference: each InplaceFunction move is an indirect call; move them once, into the op.
+    // `more`: the rest of a gathered send (null for a single buffer: no chain on the hot path).
     void accept(SocketId id, Buffer&& buffer, Model model, SentHandler&& on_sent, ReleaseHandler&& on_release,
-                NotifGroup* group, std::optional<Strategy> override);
+                NotifGroup* group, std::optional<Strategy> override, BufferChain* more = nullptr);
+    void accept_chain(SocketId id, BufferChain&& chain, Model model, SentHandler&& on_sent,
+                      ReleaseHandler&& on_release, NotifGroup* group);
     Strategy choose(Socket& s, const Buffer& b, std::optional<Strategy> override);
 
     // ---- submission ---------------------------------------------------------------------------
     void pump(Socket& s);
     bool room_for(const Socket& s, const Op& op) const {
-        const std::size_t n = op.buffer.size() - op.done;
+        const std::size_t n = op.total - op.done;
         // A single send larger than the bound must still go: the bound is on what waits behind it.
         if (op.counted) return true;
         const bool socket_idle = s.inflight == 0, engine_idle = inflight == 0;
@@ -231,7 +280,9 @@ struct SendEngine::State {
     }
     void prep(Socket& s, Op& op, bool link);
     void syscall_send(Socket& s, Op& op);
-    void send_plain(Socket& s, Op& op);
+    // ::send() until the whole buffer is in (stream) or one datagram went; 0 or -errno.
+    template <typename OnCall>
+    int send_rest(Socket& s, Op& op, int flags, OnCall on_call);
 
     // ---- completion ---------------------------------------------------------------------------
     static void on_cqe(Completion* c, const io_uring_cqe& cqe);
@@ -328,6 +379,9 @@ SocketId SendEngine::add_socket(int fd, const SocketOptions& options) {
         throw SetupError("SendEngine::add_socket: only SOCK_STREAM and SOCK_DGRAM sockets are supported", 0);
     if (options.max_inflight_bytes == 0)
         throw SetupError("SendEngine::add_socket: max_inflight_bytes must be > 0", 0);
+    if (!st.supported[static_cast<int>(options.strategy)])
+        throw SetupError("SendEngine::add_socket: " + st.missing(options.strategy), 0,
+                         "pick another --strategy, or `auto`, which adapts (see `zcperf --features`)");
     auto sock = std::make_unique<Socket>();
     sock->engine = &st;
     sock->fd = fd;
@@ -363,6 +417,10 @@ SocketId SendEngine::add_socket(int fd, const SocketOptions& options) {
 void SendEngine::remove_socket(SocketId id) {
     State& st = *s_;
     Socket& s = st.socket(id);
+    if (st.ring.dispatching())
+        throw SetupError("SendEngine::remove_socket called from a completion handler", 0,
+                         "it waits for the socket's releases, which only the loop can deliver: call it "
+                         "from outside the handlers");
     st.fail_socket(s, -ECANCELED);
     if (s.chain_inflight > 0 || s.errpoll.armed) {
         io_uring_sqe* sqe = st.ring.sqe();
@@ -373,6 +431,7 @@ void SendEngine::remove_socket(SocketId id) {
         if (!s.zc_waiting.empty()) st.drain_errqueue(s);
         if (run(true, std::chrono::milliseconds(100)) < 0 && s.ops > 0 && s.zc_waiting.empty()) continue;
     }
+    st.counters += s.counters;  // its history stays in the engine's totals
     st.sockets[id].reset();
 }
 
@@ -411,6 +470,34 @@ void SendEngine::send(SocketId id, Buffer&& buffer, NotifGroup& group, std::opti
     s_->accept(id, std::move(buffer), Model::group, std::move(no_sent), std::move(no_release), &group, override);
 }
 
+void State::accept_chain(SocketId id, BufferChain&& chain, Model model, SentHandler&& on_sent,
+                         ReleaseHandler&& on_release, NotifGroup* group) {
+    Buffer head = chain.empty() ? Buffer{} : std::move(chain[0]);
+    BufferChain rest;
+    for (std::size_t i = 1; i < chain.size(); ++i) rest.push_back(std::move(chain[i]));
+    chain.clear();
+    accept(id, std::move(head), model, std::move(on_sent), std::move(on_release), group, std::nullopt, &rest);
+}
+
+void SendEngine::send(SocketId id, BufferChain&& buffers, TwoStep h) {
+    s_->accept_chain(id, std::move(buffers), Model::two_step, std::move(h.on_sent), std::move(h.on_release),
+                     nullptr);
+}
+void SendEngine::send(SocketId id, BufferChain&& buffers, Storage h) {
+    SentHandler none;
+    s_->accept_chain(id, std::move(buffers), Model::storage, std::move(none), std::move(h.on_complete), nullptr);
+}
+void SendEngine::send(SocketId id, BufferChain&& buffers, NotifGroup& group) {
+    if (group.flushed_) {
+        group.flushed_ = false;
+        group.result_ = {};
+    }
+    ++group.pending_;
+    SentHandler no_sent;
+    ReleaseHandler no_release;
+    s_->accept_chain(id, std::move(buffers), Model::group, std::move(no_sent), std::move(no_release), &group);
+}
+
 void SendEngine::flush(NotifGroup& group) {
     group.flushed_ = true;
     if (group.pending_ == 0) s_->flushed_empty.push_back(&group);
@@ -421,42 +508,43 @@ Strategy State::choose(Socket& s, const Buffer& b, std::optional<Strategy> overr
     if (want != Strategy::automatic) {
         // zc_fixed needs the buffer in this ring's table; plain memory goes as zc (and says so).
         if (want == Strategy::zc_fixed && !b.registered_on(ring.native())) {
-            ++counters.fallbacks;
             ++s.counters.fallbacks;
             return Strategy::zc;
         }
         return want;
     }
-    const Strategy zc = b.registered_on(ring.native()) ? Strategy::zc_fixed : Strategy::zc;
+    const Strategy zc = b.registered_on(ring.native()) && supported[static_cast<int>(Strategy::zc_fixed)]
+                            ? Strategy::zc_fixed
+                            : Strategy::zc;
+    if (!supported[static_cast<int>(zc)]) return Strategy::copy;  // no zero-copy send here at all
     if (b.size() < opt.auto_threshold) {
-        ++counters.auto_small;
         ++s.counters.auto_small;
         return Strategy::copy;
     }
     if (s.auto_copy_mode) {
         if (++s.since_probe < opt.auto_reprobe_every) return Strategy::copy;
         s.since_probe = 0;
-        ++counters.auto_probes;
         ++s.counters.auto_probes;
     }
     return zc;
 }
 
 void State::accept(SocketId id, Buffer&& buffer, Model model, SentHandler&& on_sent, ReleaseHandler&& on_release,
-                   NotifGroup* group, std::optional<Strategy> override) {
+                   NotifGroup* group, std::optional<Strategy> override, BufferChain* more) {
     Socket& s = socket(id);
     Op* op = take_op();
     if (!op && ring.dispatching()) {
         // Every slot is in use and we are inside a completion handler, where the loop cannot run
         // (the CQEs being walked are ours). Refuse this send now, in the caller's hands.
-        ++counters.errors;
         ++s.counters.errors;
-        Release r{-ENOBUFS, 0, Usage::not_reported, s.strategy, std::move(buffer)};
+        Release r{-ENOBUFS, 0, Usage::not_reported, s.strategy, std::move(buffer), {}};
+        if (more) r.more = std::move(*more);
         if (group) {
             ++group->result_.sends;
             ++group->result_.errors;
             if (!group->result_.first_error) group->result_.first_error = -ENOBUFS;
             r.buffer.reset();
+            r.more.clear();
             if (--group->pending_ == 0 && group->flushed_) flushed_empty.push_back(group);
         } else {
             if (on_sent) on_sent(SendResult{-ENOBUFS});
@@ -466,7 +554,6 @@ void State::accept(SocketId id, Buffer&& buffer, Model model, SentHandler&& on_s
     }
     while (!op) {
         // Every slot is in use: drive the loop until a release frees one.
-        ++counters.waits;
         ++s.counters.waits;
         dispatch_ready();
         if (ring.run(1, std::chrono::milliseconds(100)) == -ETIME) {
@@ -486,14 +573,19 @@ void State::accept(SocketId id, Buffer&& buffer, Model model, SentHandler&& on_s
     op->copied = op->zero_copy = op->reported = false;
     op->notifs_pending = 0;
     op->error = 0;
-    op->used = choose(s, buffer, override);
+    op->used = more ? Strategy::sendmsg_zc : choose(s, buffer, override);
     op->buffer = std::move(buffer);
+    op->total = op->buffer.size();
+    if (more) {
+        op->more = std::move(*more);
+        op->total += op->more.bytes();
+    }
     ++s.ops;
-    ++counters.sends;
     ++s.counters.sends;
 
-    if (!op->buffer || op->buffer.size() == 0) {
-        op->error = op->buffer ? 0 : -EINVAL;  // an empty handle is a caller bug; zero bytes is a no-op
+    if (!op->buffer || op->total == 0 || !supported[static_cast<int>(op->used)]) {
+        // An empty handle is a caller bug; zero bytes is a no-op; an override this kernel lacks.
+        op->error = !op->buffer ? -EINVAL : op->total == 0 ? 0 : -EOPNOTSUPP;
         op->request_done = true;
         ready.push_back(op);
         return;
@@ -516,7 +608,6 @@ void State::pump(Socket& s) {
         return;
     }
     if (s.stream && s.chain_inflight > 0) return;  // the next chain waits for this one: order
-    Op* prev = nullptr;
     std::uint32_t chained = 0;
     while (!s.queue.empty() && room_for(s, *s.queue.head)) {
         Op* op = s.queue.head;
@@ -525,8 +616,8 @@ void State::pump(Socket& s) {
             s.queue.pop_front();
             if (!op->counted) {
                 op->counted = true;
-                s.inflight += op->buffer.size();
-                inflight += op->buffer.size();
+                s.inflight += op->total;
+                inflight += op->total;
             }
             syscall_send(s, *op);
             continue;
@@ -534,14 +625,12 @@ void State::pump(Socket& s) {
         s.queue.pop_front();
         if (!op->counted) {
             op->counted = true;
-            s.inflight += op->buffer.size();
-            inflight += op->buffer.size();
+            s.inflight += op->total;
+            inflight += op->total;
         }
-        if (prev) prev->request_inflight = true;  // (already set below; kept for clarity)
         const bool more = s.stream && !s.queue.empty() && chained + 1 < opt.max_chain &&
                           !is_syscall_strategy(s.queue.head->used) && room_for(s, *s.queue.head);
         prep(s, *op, s.stream && more);
-        prev = op;
         ++chained;
         if (s.stream && !more) break;
     }
@@ -550,8 +639,8 @@ void State::pump(Socket& s) {
 
 void State::prep(Socket& s, Op& op, bool link) {
     io_uring_sqe* sqe = ring.sqe();
-    const std::byte* data = op.buffer.data() + op.done;
-    const std::size_t len = op.buffer.size() - op.done;
+    const std::byte* data = op.buffer.data() + op.done;  // single-buffer strategies
+    const std::size_t len = op.total - op.done;
     // MSG_WAITALL: on a stream socket the kernel keeps sending until all is queued, so a short
     // result means an error or a signal, and breaks the link chain behind it.
     const int flags = (s.stream ? MSG_WAITALL : 0) | MSG_NOSIGNAL;
@@ -566,18 +655,33 @@ void State::prep(Socket& s, Op& op, bool link) {
         io_uring_prep_send_zc_fixed(sqe, s.fd, data, len, flags, IORING_SEND_ZC_REPORT_USAGE,
                                     static_cast<unsigned>(op.buffer.buf_index()));
         break;
-    case Strategy::sendmsg_zc:
-        op.iov = {const_cast<std::byte*>(data), len};
+    case Strategy::sendmsg_zc: {
+        // One iovec per buffer, skipping what a short send already took.
+        std::size_t skip = op.done, n = 0;
+        bool fixed = kernel.sendmsg_zc_fixed;
+        const int index = op.buffer.buf_index();
+        auto add = [&](Buffer& b) {
+            fixed = fixed && b.registered_on(ring.native()) && b.buf_index() == index;
+            if (skip >= b.size()) {
+                skip -= b.size();
+                return;
+            }
+            op.iov[n++] = {b.data() + skip, b.size() - skip};
+            skip = 0;
+        };
+        add(op.buffer);
+        for (Buffer& b : op.more) add(b);
         op.msg = {};
-        op.msg.msg_iov = &op.iov;
-        op.msg.msg_iovlen = 1;
+        op.msg.msg_iov = op.iov;
+        op.msg.msg_iovlen = n;
         io_uring_prep_sendmsg_zc(sqe, s.fd, &op.msg, static_cast<unsigned>(flags));
         sqe->ioprio |= IORING_SEND_ZC_REPORT_USAGE;
-        if (op.buffer.registered_on(ring.native())) {
+        if (fixed) {  // every iovec inside one registered buffer: no pinning per request
             sqe->ioprio |= IORING_RECVSEND_FIXED_BUF;
-            sqe->buf_index = static_cast<std::uint16_t>(op.buffer.buf_index());
+            sqe->buf_index = static_cast<std::uint16_t>(index);
         }
         break;
+    }
     default:
         break;  // syscall strategies never get here
     }
@@ -585,92 +689,62 @@ void State::prep(Socket& s, Op& op, bool link) {
     io_uring_sqe_set_data(sqe, &op);
     op.request_inflight = true;
     ++s.chain_inflight;
-    ++counters.requests;
     ++s.counters.requests;
-    ++counters.by_strategy[static_cast<int>(op.used)];
     ++s.counters.by_strategy[static_cast<int>(op.used)];
 }
 
 void State::syscall_send(Socket& s, Op& op) {
-    ++counters.requests;
     ++s.counters.requests;
-    ++counters.by_strategy[static_cast<int>(op.used)];
     ++s.counters.by_strategy[static_cast<int>(op.used)];
-    if (op.used == Strategy::plain) {
-        send_plain(s, op);
-        return;
-    }
-    // MSG_ZEROCOPY: each successful call takes the next id of the socket's notification counter.
-    op.zc_id_first = s.zc_next_id;
-    while (op.done < op.buffer.size()) {
-        const ssize_t n = ::send(s.fd, op.buffer.data() + op.done, op.buffer.size() - op.done,
-                                 MSG_ZEROCOPY | MSG_NOSIGNAL);
-        if (n >= 0) {
-            op.done += static_cast<std::size_t>(n);
-            ++s.zc_next_id;
-            if (!s.stream) break;
-            if (op.done < op.buffer.size()) {
-                ++counters.short_sends;
-                ++s.counters.short_sends;
-            }
-            continue;
-        }
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN) {
-            pollfd p{s.fd, POLLOUT, 0};
-            ::poll(&p, 1, 1000);
-            continue;
-        }
-        if (errno == ENOBUFS) {
-            // optmem_max exhausted by unacknowledged zero-copy sends: copy this one instead.
-            ++counters.fallbacks;
+    if (op.used == Strategy::msg_zerocopy) {
+        // Each successful call takes the next id of the socket's zero-copy notification counter.
+        op.zc_id_first = s.zc_next_id;
+        op.error = send_rest(s, op, MSG_ZEROCOPY, [&s] { ++s.zc_next_id; });
+        op.zc_id_end = s.zc_next_id;
+        if (op.error == -ENOBUFS) {
+            // optmem_max is used up by unacknowledged zero-copy sends: copy the rest instead.
             ++s.counters.fallbacks;
-            send_plain(s, op);
             op.used = Strategy::plain;
-            break;
+            op.error = send_rest(s, op, 0, [] {});
         }
-        op.error = -errno;
-        break;
+    } else {
+        op.error = send_rest(s, op, 0, [] {});
     }
-    op.zc_id_end = s.zc_next_id;
     op.request_done = true;
-    counters.bytes += op.done;
+    if (op.used == Strategy::plain) op.copied = true;
     s.counters.bytes += op.done;
     if (op.error && s.stream && !s.failed) s.failed = op.error;
     if (op.zc_id_end > op.zc_id_first) {
+        // The notice comes on the socket's error queue; a poll on it (one SQE per drain, not a
+        // recvmsg per send) tells the loop when to read it. The kernel merges ranges meanwhile.
         s.zc_waiting.push_back(&op);
-        drain_errqueue(s);
-        if (!s.zc_waiting.empty()) arm_errpoll(s);
+        arm_errpoll(s);
     } else {
         ready.push_back(&op);
     }
 }
 
-void State::send_plain(Socket& s, Op& op) {
+template <typename OnCall>
+int State::send_rest(Socket& s, Op& op, int flags, OnCall on_call) {
     while (op.done < op.buffer.size()) {
-        const ssize_t n = ::send(s.fd, op.buffer.data() + op.done, op.buffer.size() - op.done, MSG_NOSIGNAL);
+        const ssize_t n =
+            ::send(s.fd, op.buffer.data() + op.done, op.buffer.size() - op.done, flags | MSG_NOSIGNAL);
         if (n >= 0) {
             op.done += static_cast<std::size_t>(n);
-            if (!s.stream) break;
+            on_call();
+            if (!s.stream) break;  // a datagram goes whole or not at all
+            if (op.done < op.buffer.size()) ++s.counters.short_sends;
             continue;
         }
         if (errno == EINTR) continue;
-        if (errno == EAGAIN) {
+        if (errno == EAGAIN) {  // a non-blocking socket: wait for room, as a blocking one would
             pollfd p{s.fd, POLLOUT, 0};
             ::poll(&p, 1, 1000);
             continue;
         }
-        op.error = -errno;
-        break;
+        return -errno;
     }
-    if (op.used == Strategy::plain) {
-        counters.bytes += op.done;
-        s.counters.bytes += op.done;
-        op.request_done = true;
-        if (op.error && s.stream && !s.failed) s.failed = op.error;
-        ready.push_back(&op);
-    }
-    op.copied = true;
+    return 0;
 }
 
 // ---- completion ------------------------------------------------------------------------------------
@@ -699,11 +773,9 @@ void State::on_request(Op& op, const io_uring_cqe& cqe) {
     else if (res == -ECANCELED && op.used != Strategy::copy) ++op.notifs_pending;
     if (res >= 0) {
         op.done += static_cast<std::size_t>(res);
-        counters.bytes += static_cast<std::size_t>(res);
         s.counters.bytes += static_cast<std::size_t>(res);
-        if (op.done < op.buffer.size() && s.stream && !s.failed) {
+        if (op.done < op.total && s.stream && !s.failed) {
             // Short (a signal, or the peer's window for a non-blocking retry): continue it first.
-            ++counters.short_sends;
             ++s.counters.short_sends;
             s.queue.insert_by_seq(&op);
         } else {
@@ -726,7 +798,6 @@ void State::on_request(Op& op, const io_uring_cqe& cqe) {
 }
 
 void State::on_notification(Op& op, const io_uring_cqe& cqe) {
-    ++counters.notifications;
     ++op.sock->counters.notifications;
     --op.notifs_pending;
     // With REPORT_USAGE the kernel sets the COPIED bit when it copied instead; res is otherwise 0.
@@ -758,14 +829,12 @@ void State::auto_learn(Socket& s, const Op& op) {
             // and waiting for notifications only costs. Copy, and look again now and then.
             s.auto_copy_mode = true;
             s.since_probe = 0;
-            ++counters.auto_to_copy;
             ++s.counters.auto_to_copy;
         }
     } else {
         s.copied_streak = 0;
         if (s.auto_copy_mode) {
             s.auto_copy_mode = false;
-            ++counters.auto_to_zc;
             ++s.counters.auto_to_zc;
         }
     }
@@ -779,30 +848,27 @@ void State::release(Op& op) {
         h(SendResult{op.error ? op.error : static_cast<int>(op.done)});
     }
     if (op.counted) {
-        s.inflight -= op.buffer.size();
-        inflight -= op.buffer.size();
+        s.inflight -= op.total;
+        inflight -= op.total;
     }
     Usage usage = Usage::not_reported;
     if (op.used == Strategy::copy || op.used == Strategy::plain) usage = Usage::copied;
     else if (op.copied) usage = Usage::copied;  // any part copied counts as copied
     else if (op.zero_copy) usage = Usage::zero_copy;
     if (op.error) {
-        ++counters.errors;
         ++s.counters.errors;
     }
-    if (usage == Usage::zero_copy) { ++counters.zero_copy; ++s.counters.zero_copy; }
-    else if (usage == Usage::copied) { ++counters.copied; ++s.counters.copied; }
-    else { ++counters.not_reported; ++s.counters.not_reported; }
+    if (usage == Usage::zero_copy) ++s.counters.zero_copy;
+    else if (usage == Usage::copied) ++s.counters.copied;
+    else ++s.counters.not_reported;
     auto_learn(s, op);
 
-    Release r{op.error, op.done, usage, op.used, std::move(op.buffer)};
-    ReleaseHandler handler = std::move(op.on_release);
-    NotifGroup* group = op.group;
-    const Model model = op.model;
+    Release r{op.error, op.done, usage, op.used, std::move(op.buffer), {}};
+    if (!op.more.empty()) r.more = std::move(op.more);
     --s.ops;
-    put_op(&op);
-    // The op slot is free before user code runs: the handler may send again.
-    if (model == Model::group) {
+    if (op.model == Model::group) {
+        NotifGroup* group = op.group;
+        put_op(&op);
         GroupResult& g = group->result_;
         ++g.sends;
         g.bytes += r.bytes;
@@ -813,9 +879,13 @@ void State::release(Op& op) {
             if (!g.first_error) g.first_error = r.error;
         }
         r.buffer.reset();  // back to its arena now: the kernel is done with it
+        r.more.clear();
         if (--group->pending_ == 0 && group->flushed_) fire_group(*group);
-    } else if (handler) {
-        handler(std::move(r));
+    } else {
+        // Called in place (moving an InplaceFunction is an indirect call); the slot is freed right
+        // after. The handler may send again: it gets another slot.
+        if (op.on_release) op.on_release(std::move(r));
+        put_op(&op);
     }
     if (!s.queue.empty() && (!s.stream || s.chain_inflight == 0)) pump(s);
     // The engine-wide bound may have held other sockets back.
@@ -853,7 +923,6 @@ void State::drain_errqueue(Socket& s) {
             std::memcpy(&ee, CMSG_DATA(cm), sizeof ee);
             if (ee.ee_origin != SO_EE_ORIGIN_ZEROCOPY) continue;
             // Ids [ee_info, ee_data] are done (32-bit, wrapping): release every op they cover.
-            ++counters.notifications;
             ++s.counters.notifications;
             const bool copied = (ee.ee_code & SO_EE_CODE_ZEROCOPY_COPIED) != 0;
             const std::uint32_t hi = ee.ee_data;
@@ -926,7 +995,13 @@ int SendEngine::drain(std::chrono::nanoseconds timeout) {
 std::size_t SendEngine::inflight_bytes() const noexcept { return s_->inflight; }
 std::size_t SendEngine::inflight_bytes(SocketId id) const { return s_->socket(id).inflight; }
 std::uint32_t SendEngine::ops_in_use() const noexcept { return s_->ops_in_use; }
-const Counters& SendEngine::counters() const noexcept { return s_->counters; }
+Counters SendEngine::counters() const noexcept {
+    // Kept per socket only (one increment on the hot path, not two) and summed here.
+    Counters sum = s_->counters;  // engine-wide events, and sockets already removed
+    for (const auto& sp : s_->sockets)
+        if (sp) sum += sp->counters;
+    return sum;
+}
 const Counters& SendEngine::counters(SocketId id) const { return s_->socket(id).counters; }
 Ring& SendEngine::ring() noexcept { return s_->ring; }
 

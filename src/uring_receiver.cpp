@@ -67,6 +67,8 @@ UringReceiver::UringReceiver(const ReceiverOptions& options)
                                      .incremental = options.incremental && !bundle_});
         if (!buffers_->fallback_reason().empty()) note_fallback(buffers_->fallback_reason());
     }
+    wait_batch_ = options.wait_batch ? options.wait_batch : 1;
+    batch_wait_ = options.batch_wait;
     slots_.resize(options.max_connections);
     free_ids_.reserve(options.max_connections);
     starved_.reserve(options.max_connections);
@@ -92,6 +94,7 @@ int UringReceiver::add(int fd) {
 }
 
 void UringReceiver::arm(Slot& s) {
+    if (io_uring_sq_space_left(ring_.native()) == 0) ++counters_.io_uring_enters;  // sqe() submits
     io_uring_sqe* sqe = ring_.sqe();
     if (zcrx_) {
         io_uring_prep_rw(abi::op_recv_zc, sqe, s.fd, nullptr, 0, 0);  // len 0: no limit
@@ -116,6 +119,7 @@ int UringReceiver::remove(ConnectionId conn) {
         release_slot(s);
         return 0;
     }
+    if (io_uring_sq_space_left(ring_.native()) == 0) ++counters_.io_uring_enters;  // sqe() submits
     io_uring_sqe* sqe = ring_.sqe();
     io_uring_prep_cancel(sqe, static_cast<Completion*>(&s), 0);
     io_uring_sqe_set_data(sqe, nullptr);  // the cancel's own completion is of no interest
@@ -184,12 +188,31 @@ void UringReceiver::rearm_starved() {
     starved_.clear();
 }
 
+// One Ring::run, counted as the io_uring_enter it makes. liburing makes none when nothing is queued
+// and the completions waited for are already there (then the count is not raised).
+int UringReceiver::enter(unsigned wait_nr, std::chrono::nanoseconds timeout) {
+    io_uring* r = ring_.native();
+    const bool ready = wait_nr > 0 && timeout.count() > 0 && io_uring_sq_ready(r) == 0 && io_uring_cq_ready(r) >= wait_nr;
+    if (!ready) ++counters_.io_uring_enters;
+    return ring_.run(wait_nr, timeout);
+}
+
 int UringReceiver::poll(std::chrono::nanoseconds timeout) {
     delivered_ = drain_backlog();
     if (zcrx_) zcrx_->flush();
     rearm_starved();
-    ++counters_.io_uring_enters;
-    const int r = timeout.count() > 0 && delivered_ == 0 ? ring_.run(1, timeout) : ring_.run(0);
+    int r = 0;
+    if (timeout.count() <= 0 || delivered_ > 0) {
+        r = enter(0, {});
+    } else if (wait_batch_ > 1 && batch_wait_.count() > 0 && timeout > batch_wait_) {
+        // Batch: wake after wait_batch completions, or after batch_wait with what there is
+        // (with DEFER_TASKRUN the kernel counts pending work against wait_nr and sleeps until then).
+        // Nothing at all by then: wait for the first, as long as the caller allows.
+        r = enter(wait_batch_, batch_wait_);
+        if (r == -ETIME && delivered_ == 0) r = enter(1, timeout - batch_wait_);
+    } else {
+        r = enter(1, timeout);
+    }
     if (r < 0 && r != -ETIME) return r;
     return delivered_;
 }
@@ -212,6 +235,9 @@ std::string UringReceiver::describe() const {
         s += ", " + std::to_string(buffers_->buffer_count()) + " x " + std::to_string(buffers_->buffer_size()) +
              " B ring buffers" + (buffers_->incremental() ? " (incremental)" : "");
     if (zcrx_) s += ", zcrx area " + std::to_string(zcrx_->area_size()) + " B";
+    if (wait_batch_ > 1)
+        s += ", waits for up to " + std::to_string(wait_batch_) + " completions (<= " +
+             std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(batch_wait_).count()) + " us)";
     s += ", ring " + ring_.describe();
     if (!fallback_reason_.empty()) s += "; fell back: " + fallback_reason_;
     return s;

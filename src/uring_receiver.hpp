@@ -46,6 +46,7 @@ private:
     void arm(Slot& s);
     void rearm_starved();
     void release_slot(Slot& s);
+    int enter(unsigned wait_nr, std::chrono::nanoseconds timeout);
 
     Ring ring_;
     std::unique_ptr<ZcrxQueue> zcrx_;
@@ -55,6 +56,8 @@ private:
     std::vector<ConnectionId> free_ids_;
     std::vector<ConnectionId> starved_;
     std::uint64_t zcrx_delivered_ = 0;
+    std::uint32_t wait_batch_ = 1;
+    std::chrono::nanoseconds batch_wait_{};
 };
 
 }  // namespace zcio

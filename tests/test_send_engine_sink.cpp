@@ -69,6 +69,45 @@ INSTANTIATE_TEST_SUITE_P(ZeroCopyStrategies, SinkUsage,
                              return n;
                          });
 
+TEST(SinkUsage, GatheredDatagramsFromRegisteredBuffersAreZeroCopy) {
+    if (auto why = zcio::SinkNamespace::unavailable_reason()) GTEST_SKIP() << *why;
+    zcio::SinkNamespace sink({.mtu = 65535});
+    zcio::Ring ring;
+    zcio::BufferArena arena(ring, {.slab_size = 16 << 10, .slab_count = 64});
+    zcio::SendEngine engine(ring);
+    auto fd = sink.socket(zcio::SinkNamespace::tx, SOCK_DGRAM);
+    const sockaddr_in to = sink.address(zcio::SinkNamespace::rx, 9000);
+    ASSERT_EQ(::connect(fd.get(), reinterpret_cast<const sockaddr*>(&to), sizeof to), 0);
+    const auto sock = engine.add_socket(fd.get(), {.strategy = zcio::Strategy::copy});
+    const std::uint64_t before = sink.qdisc_drops();
+    UsageTally t;
+    for (int i = 0; i < 100; ++i) {
+        zcio::BufferChain chain;  // a 4 x 15000-byte datagram, like a header + payload scatter list
+        for (int k = 0; k < 4; ++k) {
+            zcio::Buffer b = arena.take();
+            while (!b) {
+                engine.run(true, 100ms);
+                b = arena.take();
+            }
+            b.resize(15000);
+            chain.push_back(std::move(b));
+        }
+        engine.send(sock, std::move(chain), zcio::Storage{[&t](zcio::Release&& r) {
+                        ++t.releases;
+                        t.zero_copy += r.usage == zcio::Usage::zero_copy;
+                        t.errors += r.error != 0;
+                        EXPECT_EQ(r.bytes, 60000u);
+                        EXPECT_EQ(r.more.size(), 3u);
+                    }});
+    }
+    ASSERT_EQ(engine.drain(10s), 0);
+    EXPECT_EQ(t.releases, 100u);
+    EXPECT_EQ(t.errors, 0u);
+    EXPECT_EQ(t.zero_copy, 100u);
+    EXPECT_GE(sink.qdisc_drops() - before, 100u);
+    EXPECT_EQ(arena.available(), arena.slab_count());
+}
+
 TEST(SinkUsage, DeliveryAcrossVethIsReportedCopied) {
     if (auto why = zcio::SinkNamespace::unavailable_reason()) GTEST_SKIP() << *why;
     zcio::SinkNamespace link({.drop = false, .mtu = 65535});

@@ -462,11 +462,142 @@ TEST(Zcperf, LoopbackSweepWritesTableCsvJsonAndPlot) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The receive side: the server receives through zcio::Receiver and reports it
+
+// The server's own `zcio_receive` object must add up: the strategy that ran, its bytes equal to
+// what iperf3's figures say was received, syscalls counted by kind, the receiving thread's CPU.
+void expect_sane_receive(const json& end, const std::string& ran) {
+    ASSERT_TRUE(end.contains("zcio_receive")) << end.dump().substr(0, 2000);
+    const json& z = end["zcio_receive"];
+    EXPECT_EQ(z["strategy"], ran) << z.dump();
+    for (const char* k : {"requested", "fallback_reason", "description", "buffers", "buffers_recycled", "rearms", "exhaustions",
+                          "fallbacks", "thread_cpu_seconds", "syscalls_per_mb", "cpu_seconds_per_gb"})
+        EXPECT_TRUE(z.contains(k)) << k;
+    EXPECT_EQ(z["bytes"], end["sum_received"]["bytes"]);
+    const json& sc = z["syscalls"];
+    const auto total = sc["total"].get<std::uint64_t>();
+    EXPECT_GT(total, 0u);
+    EXPECT_EQ(sc["io_uring_enter"].get<std::uint64_t>() + sc["epoll_wait"].get<std::uint64_t>() + sc["recv"].get<std::uint64_t>(), total);
+    if (ran == "plain") {
+        EXPECT_EQ(sc["io_uring_enter"].get<std::uint64_t>(), 0u);
+        EXPECT_GT(sc["recv"].get<std::uint64_t>(), 0u);
+    } else {
+        EXPECT_GT(sc["io_uring_enter"].get<std::uint64_t>(), 0u);
+        EXPECT_EQ(sc["recv"].get<std::uint64_t>(), 0u);
+    }
+    EXPECT_GT(z["thread_cpu_seconds"].get<double>(), 0.0);
+    EXPECT_LE(z["thread_cpu_seconds"].get<double>(), 30.0);
+    // Every buffer delivered went back once the view was dropped.
+    EXPECT_EQ(z["buffers_recycled"], z["buffers"]);
+    EXPECT_GT(z["buffers"].get<std::uint64_t>(), 0u);
+}
+
+class ZcperfRecv : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ZcperfRecv, ServerReceivesEveryByteAndReportsHow) {
+    const std::string recv = GetParam();
+    const std::uint16_t port = free_port();
+    auto server = start_server(port, {"--recv", recv});
+    Ran client = run({"-c", "127.0.0.1", "-p", std::to_string(port), "-t", "1", "-P", "4", "-l", "16K", "-J", "--strategy", "copy"}, 30s);
+    const int server_rc = server->wait(15s);
+    ASSERT_EQ(client.rc, 0) << client.err << client.out.substr(0, 2000);
+    ASSERT_EQ(server_rc, 0) << server->err();
+    json c = parse_json(client.out);
+    const auto sent = c["end"]["sum_sent"]["bytes"].get<std::uint64_t>();
+    EXPECT_GT(sent, 0u);
+
+    json s = parse_json(server->out());
+    expect_iperf3_layout(s);
+    const json& end = s["end"];
+    EXPECT_EQ(end["sum_received"]["bytes"].get<std::uint64_t>(), sent) << "TCP: the receiver must see every byte";
+    for (const auto& st : end["streams"]) EXPECT_EQ(st["sender"]["bytes"], st["receiver"]["bytes"]);
+    // zcrx needs a NIC queue; lo has none: the receiver falls back and says why.
+    const std::string ran = recv == "zcrx" ? "multishot" : recv == "auto" ? end["zcio_receive"].value("strategy", "") : recv;
+    expect_sane_receive(end, ran);
+    EXPECT_EQ(end["zcio_receive"]["requested"], recv);
+    if (recv == "zcrx") {
+        EXPECT_NE(end["zcio_receive"]["fallback_reason"].get<std::string>().find("EOPNOTSUPP"), std::string::npos)
+            << end["zcio_receive"].dump();
+        EXPECT_GE(end["zcio_receive"]["fallbacks"].get<std::uint64_t>(), 1u);
+    }
+    if (recv == "multishot" || recv == "bundle" || recv == "plain") {
+        EXPECT_EQ(end["zcio_receive"]["fallback_reason"], "");
+        EXPECT_EQ(end["zcio_receive"]["fallbacks"], 0u);
+    }
+    // The client sees the same object (it travels in the results).
+    EXPECT_EQ(c["end"]["zcio_receive"]["bytes"], end["zcio_receive"]["bytes"]);
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryReceiveStrategy, ZcperfRecv, ::testing::Values("plain", "multishot", "bundle", "zcrx", "auto"));
+
+TEST(Zcperf, SixtyFourStreamsUseAtMostOneSendingThreadPerCore) {
+    const std::uint16_t port = free_port();
+    auto server = start_server(port, {"--recv", "multishot"});
+    Ran client = run({"-c", "127.0.0.1", "-p", std::to_string(port), "-t", "1", "-P", "64", "-l", "4K", "-J", "--strategy", "copy"}, 60s);
+    ASSERT_EQ(client.rc, 0) << client.err << client.out.substr(0, 2000);
+    ASSERT_EQ(server->wait(20s), 0) << server->err();
+    json c = parse_json(client.out);
+    const int cores = static_cast<int>(std::thread::hardware_concurrency());
+    const json& z = c["end"]["sum_zcio"];
+    ASSERT_TRUE(z.contains("sending_threads")) << z.dump();
+    EXPECT_GE(z["sending_threads"].get<int>(), 1);
+    EXPECT_LE(z["sending_threads"].get<int>(), cores);
+    // /proc/self/task while sending: the main thread, the senders, and io_uring's own workers at most.
+    EXPECT_LE(z["sending_process_threads"].get<int>(), 1 + cores + 2 * cores) << z.dump();
+    ASSERT_EQ(c["end"]["streams"].size(), 64u);
+    std::uint64_t sent = 0;
+    for (const auto& st : c["end"]["streams"]) {
+        EXPECT_GT(st["sender"]["bytes"].get<std::uint64_t>(), 0u) << "every stream sends";
+        EXPECT_EQ(st["sender"]["bytes"], st["receiver"]["bytes"]);
+        sent += st["sender"]["bytes"].get<std::uint64_t>();
+    }
+    EXPECT_EQ(c["end"]["sum_received"]["bytes"].get<std::uint64_t>(), sent);
+    json s = parse_json(server->out());
+    expect_sane_receive(s["end"], "multishot");
+    EXPECT_EQ(s["end"]["zcio_receive"]["eofs"], 64u);
+}
+
+TEST(Zcperf, ReverseClientReceivesThroughTheReceiverItAskedFor) {
+    const std::uint16_t port = free_port();
+    auto server = start_server(port);
+    Ran client = run({"-c", "127.0.0.1", "-p", std::to_string(port), "-t", "1", "-R", "-J", "--recv", "bundle", "--strategy", "copy"});
+    ASSERT_EQ(client.rc, 0) << client.err;
+    ASSERT_EQ(server->wait(15s), 0) << server->err();
+    json j = parse_json(client.out);
+    EXPECT_EQ(j["end"]["sum_received"]["bytes"], j["end"]["sum_sent"]["bytes"]);
+    expect_sane_receive(j["end"], "bundle");
+}
+
+TEST(Zcperf, ReceiveSweepPutsStrategiesSideBySide) {
+    const fs::path out = fs::temp_directory_path() / ("zcperf-rsweep-" + std::to_string(::getpid()));
+    Ran r = run({"--sweep", "--target", "loopback", "--recv", "multishot,bundle", "--sizes", "64K", "-t", "0.2", "--repeat", "2",
+                 "--out", out.string()},
+                90s);
+    ASSERT_EQ(r.rc, 0) << r.err << r.out;
+    EXPECT_NE(r.out.find("syscalls/MB"), std::string::npos) << r.out;
+    json j = parse_json(slurp(out / "zcperf-recv-sweep.json"));
+    ASSERT_EQ(j["summary"].size(), 3u);  // plain is always measured, for the ratio
+    for (const auto& row : j["summary"]) {
+        EXPECT_EQ(row["runs"], 2u) << row.dump();
+        EXPECT_GT(row["mb_per_s"].get<double>(), 0.0);
+        EXPECT_GT(row["syscalls_per_mb"].get<double>(), 0.0);
+        EXPECT_GT(row["cpu_s_per_gb"].get<double>(), 0.0);
+        if (row["recv"] != "plain") {
+            EXPECT_LT(row["ratio_syscalls_per_mb"].get<double>(), 1.0) << row.dump();
+        }
+    }
+    std::error_code ec;
+    fs::remove_all(out, ec);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Errors: a message and a non-zero exit, never a crash or a hang
 
 TEST(Zcperf, BadArgumentsGiveAMessageAndNonZeroExit) {
     const std::vector<std::vector<std::string>> cases = {
         {"-c", "127.0.0.1", "-l", "0"},
+        {"-s", "--recv", "bogus"},
+        {"-s", "--recv", "plain,bundle"},
         {"-c", "127.0.0.1", "-u", "-l", "70000"},
         {"-c", "127.0.0.1", "-l", "65M"},
         {"-c", "127.0.0.1", "-t", "0"},

@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <new>
 #include <span>
 #include <utility>
 
@@ -96,6 +97,72 @@ private:
     BufferHome* home_ = nullptr;
     std::uint32_t slot_ = 0;
     int buf_index_ = -1;
+};
+
+// Up to eight buffers sent as one message (scatter-gather with SENDMSG_ZC): one request, one
+// notification, and all of them back together in the release.
+//
+//   zcio::BufferChain chain;
+//   chain.push_back(std::move(header)); chain.push_back(std::move(payload));
+//   engine.send(sock, std::move(chain), zcio::Storage{[](zcio::Release r) { /* r.buffer, r.more */ }});
+class BufferChain {
+public:
+    static constexpr std::size_t capacity = 8;
+
+    // Slots are raw storage, constructed on push_back: an empty chain costs one word to make,
+    // move and destroy (every Release carries one).
+    BufferChain() noexcept {}
+    BufferChain(BufferChain&& o) noexcept { take(o); }
+    BufferChain& operator=(BufferChain&& o) noexcept {
+        if (this != &o) {
+            clear();
+            take(o);
+        }
+        return *this;
+    }
+    BufferChain(const BufferChain&) = delete;
+    BufferChain& operator=(const BufferChain&) = delete;
+    ~BufferChain() { clear(); }
+
+    // False (and `b` left with the caller) when the chain is full.
+    bool push_back(Buffer&& b) noexcept {
+        if (count_ == capacity) return false;
+        ::new (static_cast<void*>(slot(count_))) Buffer(std::move(b));
+        ++count_;
+        return true;
+    }
+    std::size_t size() const noexcept { return count_; }
+    bool empty() const noexcept { return count_ == 0; }
+    Buffer& operator[](std::size_t i) noexcept { return *slot(i); }
+    const Buffer& operator[](std::size_t i) const noexcept { return *slot(i); }
+    Buffer* begin() noexcept { return slot(0); }
+    Buffer* end() noexcept { return slot(count_); }
+    std::size_t bytes() const noexcept {
+        std::size_t n = 0;
+        for (std::size_t i = 0; i < count_; ++i) n += slot(i)->size();
+        return n;
+    }
+    // Gives every buffer back to its home.
+    void clear() noexcept {
+        for (std::size_t i = 0; i < count_; ++i) slot(i)->~Buffer();
+        count_ = 0;
+    }
+
+private:
+    Buffer* slot(std::size_t i) noexcept { return std::launder(reinterpret_cast<Buffer*>(storage_)) + i; }
+    const Buffer* slot(std::size_t i) const noexcept {
+        return std::launder(reinterpret_cast<const Buffer*>(storage_)) + i;
+    }
+    void take(BufferChain& o) noexcept {
+        for (std::size_t i = 0; i < o.count_; ++i) {
+            ::new (static_cast<void*>(slot(i))) Buffer(std::move(*o.slot(i)));
+            o.slot(i)->~Buffer();
+        }
+        count_ = std::exchange(o.count_, 0);
+    }
+
+    std::size_t count_ = 0;
+    alignas(Buffer) unsigned char storage_[capacity * sizeof(Buffer)];
 };
 
 }  // namespace zcio

@@ -27,6 +27,7 @@
 
 #include "zcio/buffer.hpp"
 #include "zcio/inplace_function.hpp"
+#include "zcio/probe.hpp"
 #include "zcio/ring.hpp"
 
 #include <sys/socket.h>
@@ -68,6 +69,7 @@ struct Release {
     Usage usage = Usage::not_reported;
     Strategy used = Strategy::copy;  // what really carried it (after auto's choice and fallbacks)
     Buffer buffer;              // yours again
+    BufferChain more;           // a gathered send's other buffers (empty for a single buffer)
 };
 
 using SentHandler = InplaceFunction<void(const SendResult&), 48>;
@@ -128,6 +130,8 @@ struct Counters {
     std::uint64_t waits = 0;           // send() had to drive the loop for a free slot
     std::uint64_t stray_cqes = 0;      // CQEs for no live operation: must stay 0 (a bug detector)
     std::uint64_t by_strategy[7] = {}; // requests per Strategy actually used
+
+    Counters& operator+=(const Counters& o) noexcept;
 };
 
 struct SocketOptions {
@@ -145,6 +149,9 @@ struct EngineOptions {
     std::uint32_t auto_copied_streak = 4;       // copied reports in a row before switching to copy
     std::uint32_t auto_reprobe_every = 4096;    // sends on a copy-switched socket per re-probe
     std::chrono::milliseconds shutdown_timeout{5000};
+    // What the kernel supports; null: zcio::probe() of the running kernel. (Tests pass a doctored
+    // copy to see how the engine treats a kernel without a feature.)
+    const KernelFeatures* features = nullptr;
 };
 
 using SocketId = std::uint32_t;
@@ -160,7 +167,8 @@ public:
     SendEngine& operator=(const SendEngine&) = delete;
 
     // The socket stays the caller's (the engine never closes it). Throws SetupError for a
-    // non-socket, an unsupported type, or a strategy this kernel lacks (with why).
+    // non-socket, an unsupported type, or a strategy this kernel lacks (with the probe's why, and
+    // the strategies that do work). `auto` never fails: without zero-copy send it only copies.
     SocketId add_socket(int fd, const SocketOptions& options = {});
     // Fails every queued send, waits for the in-flight ones; afterwards the id is invalid.
     void remove_socket(SocketId id);
@@ -170,10 +178,16 @@ public:
     Strategy strategy(SocketId id) const;
 
     // The hot path. The buffer is the engine's until its release. Errors arrive in the release.
-    // `override` picks another io_uring strategy for this one send.
+    // `override` picks another io_uring strategy for this one send (one the kernel lacks fails
+    // that send with -EOPNOTSUPP).
     void send(SocketId id, Buffer&& buffer, TwoStep handlers, std::optional<Strategy> override = {});
     void send(SocketId id, Buffer&& buffer, Storage handler, std::optional<Strategy> override = {});
     void send(SocketId id, Buffer&& buffer, NotifGroup& group, std::optional<Strategy> override = {});
+    // Scatter-gather: the chain's buffers go as one message (IORING_OP_SENDMSG_ZC, registered
+    // buffers where the kernel allows), whatever the socket's strategy; one release for all.
+    void send(SocketId id, BufferChain&& buffers, TwoStep handlers);
+    void send(SocketId id, BufferChain&& buffers, Storage handler);
+    void send(SocketId id, BufferChain&& buffers, NotifGroup& group);
     // Closes the group: its handler runs once every send bound to it has released its buffer
     // (at once, from the next run(), if none is pending).
     void flush(NotifGroup& group);
@@ -187,7 +201,7 @@ public:
     std::size_t inflight_bytes() const noexcept;
     std::size_t inflight_bytes(SocketId id) const;
     std::uint32_t ops_in_use() const noexcept;
-    const Counters& counters() const noexcept;
+    Counters counters() const noexcept;      // the engine's totals: every socket, removed ones too
     const Counters& counters(SocketId id) const;
     Ring& ring() noexcept;
 

@@ -133,7 +133,7 @@ bool nesting_within(std::string_view s, int limit) noexcept {
 }
 
 json params_to_json(const TestParams& p) {
-    return json{{"protocol", p.udp ? "udp" : "tcp"},
+    json j{{"protocol", p.udp ? "udp" : "tcp"},
                 {"streams", p.streams},
                 {"duration", p.duration},
                 {"length", p.length},
@@ -141,12 +141,14 @@ json params_to_json(const TestParams& p) {
                 {"strategy", zcio::to_string(p.strategy)},
                 {"completion", to_string(p.completion)},
                 {"udp_gso", p.udp_gso}};
+    if (p.recv) j["recv"] = zcio::to_string(*p.recv);
+    return j;
 }
 
 void params_from_json(const json& j, TestParams& p, Fields& parent) {
     if (!j.is_object()) return parent.fail("\"params\" must be an object");
     Fields f(j);
-    std::string protocol, strategy, completion;
+    std::string protocol, strategy, completion, recv;
     f.string("protocol", protocol, 8);
     f.integer("streams", p.streams, 1, 256);
     f.number("duration", p.duration, 0, 86400);
@@ -155,7 +157,12 @@ void params_from_json(const json& j, TestParams& p, Fields& parent) {
     f.string("strategy", strategy, 32);
     f.string("completion", completion, 32);
     f.integer("udp_gso", p.udp_gso, 0, 65535, false);
+    f.string("recv", recv, 32, false);
     if (!f.ok()) return parent.fail(f.error);
+    if (!recv.empty()) {
+        p.recv = zcio::parse_recv_strategy(recv);
+        if (!p.recv) return parent.fail("unknown receive strategy \"" + recv + "\"");
+    }
     if (protocol == "udp") p.udp = true;
     else if (protocol == "tcp") p.udp = false;
     else return parent.fail("unknown protocol \"" + protocol + "\"");
@@ -216,8 +223,39 @@ json report_to_json(const SideReport& r) {
         if (!s.error.empty()) js["error"] = s.error;
         streams.push_back(std::move(js));
     }
-    return json{{"cpu", {{"total", r.cpu.total}, {"user", r.cpu.user}, {"system", r.cpu.system}}},
-                {"streams", std::move(streams)}};
+    json j{{"cpu", {{"total", r.cpu.total}, {"user", r.cpu.user}, {"system", r.cpu.system}}},
+           {"streams", std::move(streams)}};
+    if (r.receive) j["receive"] = recv_report_to_json(*r.receive);
+    if (r.threads) j["threads"] = r.threads;
+    if (r.process_threads) j["process_threads"] = r.process_threads;
+    return j;
+}
+
+void recv_report_from_json(const json& j, RecvReport& r, Fields& parent) {
+    if (!j.is_object()) return parent.fail("\"receive\" must be an object");
+    Fields f(j);
+    f.string("strategy", r.strategy, 32);
+    f.string("requested", r.requested, 32, false);
+    f.string("fallback_reason", r.fallback_reason, 1024, false);
+    f.string("description", r.description, 1024, false);
+    f.u64("bytes", r.counters.bytes, true);
+    f.u64("buffers", r.counters.buffers);
+    f.u64("buffers_recycled", r.counters.buffers_recycled);
+    f.u64("rearms", r.counters.rearms);
+    f.u64("exhaustions", r.counters.exhaustions);
+    f.u64("fallbacks", r.counters.fallbacks);
+    f.u64("eofs", r.counters.eofs);
+    f.u64("errors", r.counters.errors);
+    f.number("thread_cpu_seconds", r.thread_cpu_seconds, 0, max_seconds, false);
+    if (const json* sc = f.find("syscalls", true)) {
+        if (!sc->is_object()) return parent.fail("\"syscalls\" must be an object");
+        Fields fs(*sc);
+        fs.u64("io_uring_enter", r.counters.io_uring_enters);
+        fs.u64("epoll_wait", r.counters.epoll_waits);
+        fs.u64("recv", r.counters.recv_calls);
+        if (!fs.ok()) return parent.fail(fs.error);
+    }
+    if (!f.ok()) parent.fail(f.error);
 }
 
 void report_from_json(const json& j, SideReport& r, Fields& parent) {
@@ -255,6 +293,14 @@ void report_from_json(const json& j, SideReport& r, Fields& parent) {
         if (!fs.ok()) return parent.fail(fs.error);
         r.streams.push_back(std::move(s));
     }
+    if (const json* rx = f.find("receive", false)) {
+        RecvReport rr;
+        recv_report_from_json(*rx, rr, parent);
+        r.receive = std::move(rr);
+    }
+    f.integer("threads", r.threads, 0, 1 << 16, false);
+    f.integer("process_threads", r.process_threads, 0, 1 << 20, false);
+    if (!f.ok()) parent.fail(f.error);
 }
 
 ParseResult parse_impl(std::string_view line) {
@@ -328,6 +374,27 @@ json counters_to_json(const zcio::Counters& c) {
                 {"stray_cqes", c.stray_cqes},
                 {"auto", {{"to_copy", c.auto_to_copy}, {"to_zc", c.auto_to_zc}, {"probes", c.auto_probes}, {"small", c.auto_small}}},
                 {"requests_by_strategy", std::move(by)}};
+}
+
+json recv_report_to_json(const RecvReport& r) {
+    const auto& c = r.counters;
+    const double mb = static_cast<double>(c.bytes) / 1e6;
+    return json{{"strategy", r.strategy},
+                {"requested", r.requested},
+                {"fallback_reason", r.fallback_reason},
+                {"description", r.description},
+                {"bytes", c.bytes},
+                {"buffers", c.buffers},
+                {"syscalls", {{"io_uring_enter", c.io_uring_enters}, {"epoll_wait", c.epoll_waits}, {"recv", c.recv_calls}, {"total", c.syscalls()}}},
+                {"thread_cpu_seconds", r.thread_cpu_seconds},
+                {"buffers_recycled", c.buffers_recycled},
+                {"rearms", c.rearms},
+                {"exhaustions", c.exhaustions},
+                {"fallbacks", c.fallbacks},
+                {"eofs", c.eofs},
+                {"errors", c.errors},
+                {"syscalls_per_mb", mb > 0 ? static_cast<double>(c.syscalls()) / mb : 0.0},
+                {"cpu_seconds_per_gb", mb > 0 ? r.thread_cpu_seconds / (mb / 1e3) : 0.0}};
 }
 
 ParseResult parse_control_message(std::string_view line) noexcept {

@@ -39,6 +39,8 @@ struct TestParams {
     std::size_t length = 128 * 1024;
     bool reverse = false;             // the server sends
     zcio::Strategy strategy = zcio::Strategy::automatic;
+    // How the receiving end receives; unset: its own choice (the server's --recv, default auto).
+    std::optional<zcio::RecvStrategy> recv;
     CompletionModel completion = CompletionModel::storage;
     std::uint16_t udp_gso = 0;
 };
@@ -85,4 +87,6 @@ std::string check_params(const TestParams& p);
 namespace zcperf {
 // The engine's counters as JSON (the `zcio` object of a stream), and back (missing keys stay 0).
 nlohmann::json counters_to_json(const zcio::Counters& c);
+// The receiving side's `zcio` receive object (strategy, bytes, syscalls, CPU, buffers, fallbacks).
+nlohmann::json recv_report_to_json(const RecvReport& r);
 }  // namespace zcperf

@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -310,6 +311,26 @@ std::string LineReader::expect_line(Millis timeout, std::string_view what, bool 
     auto line = read_line(timeout, until_stop);
     if (!line) throw Error(until_stop && stop_requested().load() ? std::string("interrupted") : fmt::format("timed out waiting for {}", what));
     return *line;
+}
+
+std::string interface_of(int fd) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return {};
+    const std::string local = address_string(ss);
+    ifaddrs* list = nullptr;
+    if (::getifaddrs(&list) != 0) return {};
+    std::string name;
+    for (ifaddrs* a = list; a && name.empty(); a = a->ifa_next) {
+        if (!a->ifa_addr || a->ifa_addr->sa_family != ss.ss_family) continue;
+        sockaddr_storage cand{};
+        std::memcpy(&cand, a->ifa_addr, ss.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in));
+        if (address_string(cand) == local) name = a->ifa_name;
+    }
+    ::freeifaddrs(list);
+    // 127.0.0.0/8 and ::ffff:127.x other than the address lo carries still arrive on lo.
+    if (name.empty() && (local.rfind("127.", 0) == 0 || local.rfind("::ffff:127.", 0) == 0)) name = "lo";
+    return name;
 }
 
 }  // namespace zcperf

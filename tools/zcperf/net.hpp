@@ -48,6 +48,8 @@ std::uint16_t address_port(const sockaddr_storage& ss);
 std::string local_host(int fd);
 std::string peer_host(int fd);
 std::uint16_t peer_port(int fd);
+// The interface holding the socket's local address ("lo" for 127.0.0.1), or "" if none does.
+std::string interface_of(int fd);
 
 // Writes all of `data` (blocking, but bounded by `timeout`).
 void write_all(int fd, std::string_view data, Millis timeout = Millis(10000));

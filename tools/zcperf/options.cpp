@@ -42,7 +42,7 @@ int parse_command_line(int argc, char** argv, Options& o) {
     app.get_formatter()->column_width(30);
 
     bool server = false;
-    std::string client, length, strategy, completion = "storage", target, sizes;
+    std::string client, length, strategy, completion = "storage", target, sizes, recv;
     bool v4 = false, v6 = false, sweep = false, features = false, no_progress = false;
 
     app.add_flag("-s,--server", server, "Run as a server");
@@ -51,7 +51,7 @@ int parse_command_line(int argc, char** argv, Options& o) {
     app.add_option("-t,--time", o.duration, "Seconds to send (default 10; in a sweep: per cell, default 0.4)")->option_text("SECONDS");
     app.add_option("-l,--length", length, "Bytes per send, K/M suffixes (default 128K TCP, 1460 UDP)")->option_text("BYTES");
     app.add_flag("-u,--udp", o.udp, "UDP instead of TCP (unthrottled)");
-    app.add_option("-P,--parallel", o.parallel, "Parallel streams, one thread and ring each (1..256)")->option_text("N");
+    app.add_option("-P,--parallel", o.parallel, "Parallel streams (1..256), multiplexed over at most one sending thread (ring + engine) per core")->option_text("N");
     app.add_flag("-R,--reverse", o.reverse, "Reverse: the server sends, the client receives");
     app.add_option("-i,--interval", o.interval, "Seconds between interval reports (0: none)")->option_text("SECONDS");
     app.add_flag("-4,--version4", v4, "IPv4 only");
@@ -61,6 +61,10 @@ int parse_command_line(int argc, char** argv, Options& o) {
     app.add_option("--strategy", strategy,
                    "plain|copy|msg-zerocopy|zc|zc-fixed|sendmsg-zc|auto (default auto);\n"
                    "with --sweep a comma list or `all` (default all)")
+        ->option_text("NAME");
+    app.add_option("--recv", recv,
+                   "plain|multishot|bundle|zcrx|auto: how the receiving end receives (zcio::Receiver;\n"
+                   "default auto); with --sweep a comma list or `all`: the receive sweep")
         ->option_text("NAME");
     app.add_option("--completion", completion, "two-step|storage|group: how the sender learns a buffer is free (default storage)")
         ->option_text("MODEL");
@@ -144,6 +148,27 @@ int parse_command_line(int argc, char** argv, Options& o) {
                 if (!s) return usage(fmt::format("--strategy {}: unknown; use plain, copy, msg-zerocopy, zc, zc-fixed, sendmsg-zc, auto or all", item));
                 o.strategies.push_back(*s);
             }
+        }
+    }
+    if (!recv.empty()) {
+        std::vector<zcio::RecvStrategy> list;
+        if (recv == "all") {
+            list = {zcio::RecvStrategy::plain, zcio::RecvStrategy::multishot, zcio::RecvStrategy::bundle, zcio::RecvStrategy::zcrx,
+                    zcio::RecvStrategy::automatic};
+        } else {
+            std::stringstream ss(recv);
+            std::string item;
+            while (std::getline(ss, item, ',')) {
+                auto r = zcio::parse_recv_strategy(item);
+                if (!r) return usage(fmt::format("--recv {}: unknown; use plain, multishot, bundle, zcrx, auto (or all, with --sweep)", item));
+                list.push_back(*r);
+            }
+        }
+        if (o.mode == Mode::sweep) {
+            o.recv_sweep = std::move(list);
+        } else {
+            if (list.size() != 1) return usage("several receive strategies need --sweep");
+            o.recv = list.front();
         }
     }
     auto c = parse_completion(completion);

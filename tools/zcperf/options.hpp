@@ -38,6 +38,8 @@ struct Options {
     bool send_only = false;
     std::vector<zcio::Strategy> strategies;  // empty: auto (or all, in a sweep)
     CompletionModel completion = CompletionModel::storage;
+    std::optional<zcio::RecvStrategy> recv;       // --recv (server: its default; client: asks the receiver)
+    std::vector<zcio::RecvStrategy> recv_sweep;   // --sweep --recv LIST|all: the receive sweep
     std::uint16_t udp_gso = 0;
     Target target = Target::remote;
     bool target_given = false;

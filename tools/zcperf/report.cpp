@@ -179,8 +179,12 @@ json to_json(const TestRecord& r) {
     z["completion"] = to_string(p.completion);
     z["target"] = r.target;
     z["sending_thread_cpu_seconds"] = thread_cpu;
+    if (snd && snd->threads) z["sending_threads"] = snd->threads;
+    if (snd && snd->process_threads) z["sending_process_threads"] = snd->process_threads;
     if (p.udp_gso) z["udp_gso"] = p.udp_gso;
     end["sum_zcio"] = std::move(z);
+    // The receiving side's zcio::Receiver: strategy, every receive syscall, CPU, buffers, fallbacks.
+    if (rcv && rcv->receive) end["zcio_receive"] = recv_report_to_json(*rcv->receive);
 
     json out{{"start", start}, {"intervals", intervals}, {"end", end}};
     auto errors = r.stream_errors();
@@ -225,6 +229,17 @@ void print_text_summary(const TestRecord& r, std::FILE* out) {
                 fmt::print(out, "; auto: {} small, {} to copy, {} to zc, {} probes", c.auto_small, c.auto_to_copy, c.auto_to_zc, c.auto_probes);
             fmt::print(out, "; sending thread {:.2f} s CPU\n", s.thread_cpu_seconds);
         }
+    if (rcv && rcv->receive) {
+        const auto& rr = *rcv->receive;
+        const auto& c = rr.counters;
+        const double mb = static_cast<double>(c.bytes) / 1e6;
+        fmt::print(out,
+                   "zcio receive ({}): {}; {} syscalls ({} io_uring_enter, {} epoll_wait, {} recv; {:.1f} per MB), "
+                   "receiving thread {:.2f} s CPU; {} buffers recycled, {} re-arms, {} ring exhaustions\n",
+                   rcv == &r.local ? "local" : "remote", rr.description, c.syscalls(), c.io_uring_enters, c.epoll_waits, c.recv_calls,
+                   mb > 0 ? static_cast<double>(c.syscalls()) / mb : 0.0, rr.thread_cpu_seconds, c.buffers_recycled, c.rearms, c.exhaustions);
+        if (!rr.fallback_reason.empty()) fmt::print(out, "zcio receive fell back: {}\n", rr.fallback_reason);
+    }
     const bool local_sends = snd == &r.local;
     fmt::print(out, "CPU Utilization: local/{} {:.1f}% ({:.1f}%u/{:.1f}%s)", local_sends ? "sender" : "receiver", r.local.cpu.total,
                r.local.cpu.user, r.local.cpu.system);

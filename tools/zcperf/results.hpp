@@ -4,6 +4,7 @@
 // print the whole picture (iperf3's sum_sent / sum_received, and both ends' CPU).
 #pragma once
 
+#include <zcio/receiver.hpp>
 #include <zcio/send_engine.hpp>
 
 #include <cstdint>
@@ -35,9 +36,22 @@ struct StreamReport {
     std::string error;               // empty, or why the stream stopped early
 };
 
+// The receiving side's account: one zcio::Receiver (one thread) took every stream's data.
+struct RecvReport {
+    std::string strategy;            // what ran ("multishot")
+    std::string requested;           // what was asked for ("zcrx")
+    std::string fallback_reason;     // why they differ (empty: they do not)
+    std::string description;         // Receiver::describe()
+    zcio::RecvCounters counters;     // every receive syscall the receiving thread made
+    double thread_cpu_seconds = 0;   // CPU of the receiving thread
+};
+
 struct SideReport {
     CpuUsage cpu;
     std::vector<StreamReport> streams;
+    std::optional<RecvReport> receive;  // the receiving side's
+    int threads = 0;                 // sending side: threads that sent (at most one per core)
+    int process_threads = 0;         // sending side: most threads the process had while sending
 
     std::uint64_t bytes() const noexcept {
         std::uint64_t b = 0;

@@ -13,6 +13,8 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
+#include <sched.h>
 #include <random>
 
 namespace zcperf {
@@ -139,19 +141,39 @@ bool all_finished(const std::vector<Live>& lives) {
     return true;
 }
 
-// The sending half: one thread, ring and engine per stream; this thread reports as they run.
+// Threads of this process right now (/proc/self/task): what -P costs in threads.
+int process_thread_count() {
+    std::error_code ec;
+    int n = 0;
+    for (auto it = std::filesystem::directory_iterator("/proc/self/task", ec); !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) ++n;
+    return n;
+}
+
+int usable_cores() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (::sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+    return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+// The sending half: at most one thread per core, each with its own ring and engine sending on its
+// share of the streams (stream i on thread i mod threads); this thread reports as they run.
 SideReport run_sender_half(std::vector<zcio::UniqueFd>& fds, const TestParams& p, const RunSettings& rs,
                            std::vector<IntervalRecord>& intervals, Clock::time_point start) {
     const SendSpec spec{p.strategy, p.completion, p.length, p.udp_gso, p.duration};
     std::vector<Live> lives(fds.size());
-    std::vector<StreamReport> reports(fds.size());
+    const std::size_t nthreads = std::min<std::size_t>(fds.size(), static_cast<std::size_t>(usable_cores()));
+    std::vector<std::vector<StreamSocket>> shares(nthreads);
+    for (std::size_t i = 0; i < fds.size(); ++i) shares[i % nthreads].push_back({fds[i].get(), static_cast<int>(i) + 1, &lives[i]});
+    std::vector<std::vector<StreamReport>> results(nthreads);
     const CpuSnapshot cpu0 = process_cpu_now();
     std::vector<std::thread> threads;
-    for (std::size_t i = 0; i < fds.size(); ++i)
-        threads.emplace_back([&, i] { reports[i] = run_sender(fds[i].get(), static_cast<int>(i) + 1, spec, lives[i]); });
+    for (std::size_t t = 0; t < nthreads; ++t) threads.emplace_back([&, t] { results[t] = run_senders(shares[t], spec); });
     Monitor mon(rs, lives, true, p.duration, start, intervals);
+    int peak_threads = process_thread_count();
     while (!all_finished(lives)) {
         std::this_thread::sleep_for(std::min(mon.wait_hint(), Millis(50)));
+        peak_threads = std::max(peak_threads, process_thread_count());
         mon.tick();
     }
     for (auto& t : threads) t.join();
@@ -160,19 +182,29 @@ SideReport run_sender_half(std::vector<zcio::UniqueFd>& fds, const TestParams& p
     side.cpu = cpu_between(cpu0, process_cpu_now());
     if (!p.udp)
         for (auto& fd : fds) ::shutdown(fd.get(), SHUT_WR);  // the receiver sees EOF: the end of the stream
+    std::vector<StreamReport> reports(fds.size());
+    for (auto& r : results)
+        for (auto& s : r) reports[static_cast<std::size_t>(s.id - 1)] = std::move(s);
     side.streams = std::move(reports);
+    side.threads = static_cast<int>(nthreads);
+    side.process_threads = peak_threads;
     return side;
 }
 
-// The receiving half. With a control connection, the sender's `done` (its report goes to
-// *sender_report) marks the end; UDP receivers stop shortly after it, TCP ones at EOF.
+// The receiving half: one thread receives every stream through one zcio::Receiver. With a control
+// connection, the sender's `done` (its report goes to *sender_report) marks the end; UDP receivers
+// stop shortly after it, TCP ones at EOF.
 SideReport run_receiver_half(std::vector<zcio::UniqueFd>& fds, const TestParams& p, const RunSettings& rs,
                              std::vector<IntervalRecord>& intervals, Clock::time_point start, LineReader& control,
                              SideReport& sender_report) {
     std::vector<Live> lives(fds.size());
-    std::vector<StreamReport> reports(fds.size());
+    std::vector<StreamReport> reports;
+    RecvReport receive;
     std::atomic<bool> stop_rx{false};
     const CpuSnapshot cpu0 = process_cpu_now();
+    std::vector<StreamSocket> sockets;
+    for (std::size_t i = 0; i < fds.size(); ++i) sockets.push_back({fds[i].get(), static_cast<int>(i) + 1, &lives[i]});
+    const zcio::RecvStrategy strategy = p.recv.value_or(rs.recv);
     std::vector<std::thread> threads;
     struct JoinAll {
         std::atomic<bool>& stop;
@@ -183,9 +215,7 @@ SideReport run_receiver_half(std::vector<zcio::UniqueFd>& fds, const TestParams&
                 if (t.joinable()) t.join();
         }
     } join_all{stop_rx, threads};
-    for (std::size_t i = 0; i < fds.size(); ++i)
-        threads.emplace_back(
-            [&, i] { reports[i] = run_receiver(fds[i].get(), static_cast<int>(i) + 1, p.udp, stop_rx, lives[i], start); });
+    threads.emplace_back([&] { reports = run_receivers(sockets, p.udp, strategy, stop_rx, start, receive); });
     Monitor mon(rs, lives, false, p.duration, start, intervals);
     const auto deadline = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(p.duration + 30));
     bool got_done = false;
@@ -222,6 +252,7 @@ SideReport run_receiver_half(std::vector<zcio::UniqueFd>& fds, const TestParams&
     SideReport side;
     side.cpu = cpu_between(cpu0, process_cpu_now());
     side.streams = std::move(reports);
+    side.receive = std::move(receive);
     return side;
 }
 
@@ -432,6 +463,7 @@ int run_server(const Options& o) {
     }
     const std::uint16_t port = local_port(listener.get());
     RunSettings run{o.interval, !o.json && o.interval > 0, o.progress, {}};
+    run.recv = o.recv.value_or(zcio::RecvStrategy::automatic);
     if (!o.json)
         run.on_connected = [](const TestRecord& rec) {
             fmt::print("Accepted connection from {}, port {}\n", rec.host, rec.port);
@@ -479,6 +511,7 @@ int run_client(const Options& o) {
     p.strategy = o.strategies.empty() ? zcio::Strategy::automatic : o.strategies.front();
     p.completion = o.completion;
     p.udp_gso = o.udp_gso;
+    p.recv = o.recv;  // whoever receives (the server; the client with -R) receives this way
     RunSettings run{o.interval, !o.json && o.interval > 0, o.progress, {}};
     if (!o.json)
         run.on_connected = [](const TestRecord& rec) {

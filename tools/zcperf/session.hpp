@@ -27,6 +27,8 @@ struct RunSettings {
     bool progress = false;        // live line on stderr
     // Called once every data connection is up, before the clocks start (text mode prints them).
     std::function<void(const TestRecord&)> on_connected;
+    // How this end receives when the test does not say (TestParams::recv): the server's --recv.
+    zcio::RecvStrategy recv = zcio::RecvStrategy::automatic;
 };
 
 struct ClientSetup {

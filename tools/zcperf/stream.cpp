@@ -5,6 +5,7 @@
 
 #include <zcio/buffer_arena.hpp>
 #include <zcio/error.hpp>
+#include <zcio/receiver.hpp>
 #include <zcio/ring.hpp>
 #include <zcio/send_engine.hpp>
 
@@ -55,8 +56,8 @@ struct SenderState {
     }
 };
 
-std::unique_ptr<zcio::BufferArena> make_arena(zcio::Ring& ring, const SendSpec& spec) {
-    ArenaPlan plan = plan_arena(spec.length);
+std::unique_ptr<zcio::BufferArena> make_arena(zcio::Ring& ring, const SendSpec& spec, std::size_t sockets, std::size_t threads) {
+    ArenaPlan plan = plan_arena(spec.length, sockets, threads);
     zcio::ArenaOptions ao{.slab_size = plan.slab_size, .slab_count = plan.slab_count};
     try {
         return std::make_unique<zcio::BufferArena>(ring, ao);
@@ -69,159 +70,267 @@ std::unique_ptr<zcio::BufferArena> make_arena(zcio::Ring& ring, const SendSpec& 
     }
 }
 
+// Threads sending at once in this process (to share the locked-memory budget).
+std::atomic<int> sending_threads{0};
+
 }  // namespace
 
-ArenaPlan plan_arena(std::size_t length) {
+ArenaPlan plan_arena(std::size_t length, std::size_t sockets, std::size_t threads) {
     std::size_t budget = 32u << 20;
     rlimit rl{};
     if (::geteuid() != 0 && ::getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-        budget = std::min<std::size_t>(budget, rl.rlim_cur / 2);  // leave room for the rings
+        budget = std::min<std::size_t>(budget, rl.rlim_cur / 2 / std::max<std::size_t>(threads, 1));  // leave room for the rings
     ArenaPlan p;
     p.slab_size = length;
-    std::size_t want = std::max<std::size_t>(inflight_target / length + 2, 8);
-    std::size_t fit = std::max<std::size_t>(budget / length, 2);
-    p.slab_count = std::min<std::size_t>({want, fit, 2048});
+    std::size_t want = std::max<std::size_t>((inflight_target / length + 2) * std::max<std::size_t>(sockets, 1), 8);
+    std::size_t fit = std::max<std::size_t>(budget / length, 2 * std::max<std::size_t>(sockets, 1));
+    p.slab_count = std::min<std::size_t>({want, fit, 4096});
     return p;
 }
 
-StreamReport run_sender(int fd, int id, const SendSpec& spec, Live& live) {
-    StreamReport rep;
-    rep.id = id;
-    rep.sender = true;
-    rep.strategy = zcio::to_string(spec.strategy);
-    rep.completion = to_string(spec.completion);
+std::vector<StreamReport> run_senders(const std::vector<StreamSocket>& sockets, const SendSpec& spec) {
+    const std::size_t n = sockets.size();
+    std::vector<StreamReport> reps(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        reps[i].id = sockets[i].id;
+        reps[i].sender = true;
+        reps[i].strategy = zcio::to_string(spec.strategy);
+        reps[i].completion = to_string(spec.completion);
+    }
     const double cpu0 = thread_cpu_seconds();
     const auto t0 = Clock::now();
+    const int threads = ++sending_threads;
     try {
-        SenderState st;
-        st.stream = is_stream_socket(fd);
+        // Each socket's state lives at a fixed address: the handlers capture a pointer to it.
+        std::vector<SenderState> st(n);
         zcio::Ring ring;
-        auto arena = make_arena(ring, spec);
+        auto arena = make_arena(ring, spec, n, static_cast<std::size_t>(threads));
         zcio::SendEngine engine(ring);
         zcio::SocketOptions so;
         so.strategy = spec.strategy;
         so.max_inflight_bytes = std::max<std::size_t>(inflight_target, 4 * spec.length);
         so.udp_gso_size = spec.udp_gso;
-        const zcio::SocketId sock = engine.add_socket(fd, so);
+        std::vector<zcio::SocketId> socks;
+        for (std::size_t i = 0; i < n; ++i) {
+            st[i].stream = is_stream_socket(sockets[i].fd);
+            socks.push_back(engine.add_socket(sockets[i].fd, so));
+        }
 
+        // Group model: each socket has its own groups, so an error names its stream.
+        const std::size_t groups_per_socket = n > 1 ? 2 : group_count;
         std::vector<std::unique_ptr<zcio::NotifGroup>> groups;
+        std::vector<std::size_t> open_group(n, 0);
+        std::vector<std::uint32_t> in_group(n, 0);
+        std::vector<bool> group_open(n, false);
         if (spec.completion == CompletionModel::group)
-            for (std::size_t i = 0; i < group_count; ++i)
-                groups.push_back(std::make_unique<zcio::NotifGroup>([s = &st, i](const zcio::GroupResult& g) {
-                    s->group_busy[i] = false;
-                    s->releases += g.sends;
-                    s->on_error(g.first_error);
-                }));
-        std::size_t group = 0;
-        std::uint32_t in_group = 0;
-        bool group_open = false;
+            for (std::size_t i = 0; i < n; ++i) {
+                st[i].group_busy.assign(groups_per_socket, false);
+                for (std::size_t g = 0; g < groups_per_socket; ++g)
+                    groups.push_back(std::make_unique<zcio::NotifGroup>([s = &st[i], g](const zcio::GroupResult& r) {
+                        s->group_busy[g] = false;
+                        s->releases += r.sends;
+                        s->on_error(r.first_error);
+                    }));
+            }
 
-        const std::size_t batch = std::clamp<std::size_t>(arena->slab_count() / 4, 1, 32);
+        const std::size_t batch = std::clamp<std::size_t>(arena->slab_count() / 4, 1, std::max<std::size_t>(32, n));
         const auto deadline = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(spec.duration));
-        const auto& counters = engine.counters(sock);
         auto& stop = stop_requested();
+        auto publish = [&] {
+            for (std::size_t i = 0; i < n; ++i)
+                sockets[i].live->bytes.store(engine.counters(socks[i]).bytes, std::memory_order_relaxed);
+        };
+        std::size_t next = 0;
+        auto last_publish = t0;
 
-        while (!stop.load(std::memory_order_relaxed) && !st.fatal) {
-            bool starved = false;
-            for (std::size_t k = 0; k < batch; ++k) {
-                if (spec.completion == CompletionModel::group && !group_open) {
-                    auto free = std::find(st.group_busy.begin(), st.group_busy.end(), false);
-                    if (free == st.group_busy.end()) {
-                        starved = true;
-                        break;
+        while (!stop.load(std::memory_order_relaxed)) {
+            bool starved = false, any_alive = false;
+            std::size_t skipped = 0;  // sockets in a row that could take nothing
+            for (std::size_t k = 0; k < batch && skipped < n;) {
+                const std::size_t i = next;
+                next = (next + 1) % n;
+                if (st[i].fatal) {
+                    ++skipped;
+                    continue;
+                }
+                any_alive = true;
+                if (spec.completion == CompletionModel::group && !group_open[i]) {
+                    auto free = std::find(st[i].group_busy.begin(), st[i].group_busy.end(), false);
+                    if (free == st[i].group_busy.end()) {
+                        ++skipped;
+                        continue;
                     }
-                    group = static_cast<std::size_t>(free - st.group_busy.begin());
-                    st.group_busy[group] = true;
-                    in_group = 0;
-                    group_open = true;
+                    open_group[i] = static_cast<std::size_t>(free - st[i].group_busy.begin());
+                    st[i].group_busy[open_group[i]] = true;
+                    in_group[i] = 0;
+                    group_open[i] = true;
                 }
                 zcio::Buffer b = arena->take();
                 if (!b) {
                     starved = true;
                     break;
                 }
+                skipped = 0;
+                ++k;
                 b.resize(spec.length);
+                SenderState* s = &st[i];
                 switch (spec.completion) {
                     case CompletionModel::storage:
-                        engine.send(sock, std::move(b), zcio::Storage{[s = &st](zcio::Release&& r) { s->on_release(r); }});
+                        engine.send(socks[i], std::move(b), zcio::Storage{[s](zcio::Release&& r) { s->on_release(r); }});
                         break;
                     case CompletionModel::two_step:
-                        engine.send(sock, std::move(b),
-                                    zcio::TwoStep{[s = &st](const zcio::SendResult& r) { s->on_error(r.res < 0 ? r.res : 0); },
-                                                  [s = &st](zcio::Release&& r) { s->on_release(r); }});
+                        engine.send(socks[i], std::move(b),
+                                    zcio::TwoStep{[s](const zcio::SendResult& r) { s->on_error(r.res < 0 ? r.res : 0); },
+                                                  [s](zcio::Release&& r) { s->on_release(r); }});
                         break;
-                    case CompletionModel::group:
-                        engine.send(sock, std::move(b), *groups[group]);
-                        if (++in_group == group_size) {
-                            engine.flush(*groups[group]);
-                            group_open = false;
+                    case CompletionModel::group: {
+                        auto& g = *groups[i * groups_per_socket + open_group[i]];
+                        engine.send(socks[i], std::move(b), g);
+                        if (++in_group[i] == group_size) {
+                            engine.flush(g);
+                            group_open[i] = false;
                         }
                         break;
+                    }
                 }
             }
+            if (!any_alive && skipped >= n) break;  // every stream failed
+            if (skipped >= n) starved = true;       // every socket's groups are in flight
             // Waits only when nothing can be sent: every slab (or every group) is in flight.
             int rc = engine.run(starved, std::chrono::milliseconds(starved ? 10 : 0));
-            if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN) {
-                st.on_error(rc);
-                if (!st.fatal) st.fatal = rc;
+            if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN)
+                for (auto& x : st) {
+                    x.on_error(rc);
+                    if (!x.fatal) x.fatal = rc;
+                }
+            const auto now = Clock::now();
+            if (now - last_publish >= std::chrono::milliseconds(5)) {
+                publish();
+                last_publish = now;
             }
-            live.bytes.store(counters.bytes, std::memory_order_relaxed);
-            if (Clock::now() >= deadline) break;
+            if (now >= deadline) break;
         }
-        if (group_open) engine.flush(*groups[group]);
-        if (engine.drain(std::chrono::seconds(10)) != 0) rep.error = "in-flight sends did not complete within 10 s";
-        rep.counters = engine.counters(sock);
-        rep.bytes = rep.counters->bytes;
-        live.bytes.store(rep.bytes, std::memory_order_relaxed);
-        if (st.fatal && rep.error.empty()) rep.error = "send failed: " + zcio::errno_string(st.fatal);
-        else if (st.first_error && rep.error.empty() && rep.bytes == 0) rep.error = "every send failed: " + zcio::errno_string(st.first_error);
-        engine.remove_socket(sock);
+        for (std::size_t i = 0; i < n; ++i)
+            if (group_open[i]) engine.flush(*groups[i * groups_per_socket + open_group[i]]);
+        const bool drained = engine.drain(std::chrono::seconds(10)) == 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            auto& rep = reps[i];
+            if (!drained) rep.error = "in-flight sends did not complete within 10 s";
+            rep.counters = engine.counters(socks[i]);
+            rep.bytes = rep.counters->bytes;
+            if (st[i].fatal && rep.error.empty()) rep.error = "send failed: " + zcio::errno_string(st[i].fatal);
+            else if (st[i].first_error && rep.error.empty() && rep.bytes == 0)
+                rep.error = "every send failed: " + zcio::errno_string(st[i].first_error);
+        }
+        publish();
+        for (auto sock : socks) engine.remove_socket(sock);
     } catch (const zcio::SetupError& e) {
-        rep.error = e.what();
+        for (auto& r : reps) r.error = e.what();
     } catch (const std::exception& e) {
-        rep.error = std::string("sender: ") + e.what();
+        for (auto& r : reps) r.error = std::string("sender: ") + e.what();
     }
-    rep.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    rep.thread_cpu_seconds = thread_cpu_seconds() - cpu0;
-    live.finished.store(true);
-    return rep;
+    --sending_threads;
+    const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    const double cpu = thread_cpu_seconds() - cpu0;
+    for (std::size_t i = 0; i < n; ++i) {
+        reps[i].seconds = seconds;
+        reps[i].thread_cpu_seconds = cpu / static_cast<double>(n);
+        sockets[i].live->finished.store(true);
+    }
+    return reps;
 }
 
-StreamReport run_receiver(int fd, int id, bool udp, const std::atomic<bool>& stop, Live& live, Clock::time_point start) {
-    StreamReport rep;
-    rep.id = id;
-    rep.sender = false;
-    const double cpu0 = thread_cpu_seconds();
-    // Blocking receives that wake every 100 ms to look at the stop flags.
-    timeval tv{0, 100000};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    std::vector<char> buf(udp ? 65536 : 256 * 1024);
-    auto last = Clock::now();
-    auto& interrupted = stop_requested();
-    for (;;) {
-        ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
-        if (n > 0) {
-            rep.bytes += static_cast<std::uint64_t>(n);
-            ++rep.packets;
-            live.bytes.store(rep.bytes, std::memory_order_relaxed);
-            last = Clock::now();
-            continue;
-        }
-        if (n == 0 && !udp) {
-            last = Clock::now();
-            break;  // EOF: the sender is done
-        }
-        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && !(udp && errno == ECONNREFUSED)) {
-            rep.error = "receive failed: " + zcio::errno_string(errno);
-            break;
-        }
-        if (stop.load() || interrupted.load()) break;
+zcio::ReceiverOptions receiver_options(zcio::RecvStrategy strategy, bool udp, std::size_t sockets, const std::string& interface) {
+    zcio::ReceiverOptions o;
+    o.strategy = strategy;
+    o.max_connections = static_cast<std::uint32_t>(std::max<std::size_t>(sockets, 1));
+    o.interface = interface;
+    if (strategy == zcio::RecvStrategy::plain) {
+        o.buffer_count = 16;
+        o.buffer_size = udp ? 65536 : 128 << 10;  // iperf3's recv() into 128 KiB
+    } else if (udp) {
+        o.buffer_count = 256;
+        o.buffer_size = 65536;  // a whole datagram per buffer: a multishot recv truncates
+    } else if (sockets <= 2) {
+        o.buffer_count = 64;    // bulk: big buffers, few completions
+        o.buffer_size = 64 << 10;
+    } else {
+        o.buffer_count = 1024;  // many connections: many buffers, each partly filled
+        o.buffer_size = 16 << 10;
     }
-    rep.seconds = std::chrono::duration<double>(last - start).count();
-    if (rep.seconds < 0) rep.seconds = 0;
-    rep.thread_cpu_seconds = thread_cpu_seconds() - cpu0;
-    live.finished.store(true);
-    return rep;
+    return o;
+}
+
+std::vector<StreamReport> run_receivers(const std::vector<StreamSocket>& sockets, bool udp, zcio::RecvStrategy strategy,
+                                        const std::atomic<bool>& stop, Clock::time_point start, RecvReport& receive) {
+    const std::size_t n = sockets.size();
+    std::vector<StreamReport> reps(n);
+    std::vector<Clock::time_point> last(n, start);
+    for (std::size_t i = 0; i < n; ++i) reps[i].id = sockets[i].id;
+    const double cpu0 = thread_cpu_seconds();
+    receive.requested = zcio::to_string(strategy);
+    receive.strategy = receive.requested;
+    auto finish = [&](std::size_t i) {
+        sockets[i].live->finished.store(true);
+    };
+    try {
+        // zcrx needs the interface the data arrives on; on lo it falls back and says so.
+        const std::string ifname = n ? interface_of(sockets[0].fd) : std::string();
+        auto rx = zcio::make_receiver(receiver_options(strategy, udp, n, ifname));
+        receive.strategy = zcio::to_string(rx->strategy());
+        receive.fallback_reason = rx->fallback_reason();
+        receive.description = rx->describe();
+        std::vector<int> stream_of(n, -1);  // connection id -> index in `sockets`
+        std::size_t open = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            const int conn = rx->add(sockets[i].fd);
+            if (conn < 0) throw zcio::SetupError("receiver add", -conn, "raise max_connections");
+            if (static_cast<std::size_t>(conn) >= stream_of.size()) stream_of.resize(static_cast<std::size_t>(conn) + 1, -1);
+            stream_of[static_cast<std::size_t>(conn)] = static_cast<int>(i);
+            ++open;
+        }
+        Clock::time_point now = Clock::now();
+        rx->on_event([&](zcio::RecvEvent&& ev) {
+            const auto i = static_cast<std::size_t>(stream_of[ev.conn]);
+            auto& rep = reps[i];
+            if (ev.result > 0) {
+                rep.bytes += static_cast<std::uint64_t>(ev.result);
+                ++rep.packets;
+                last[i] = now;
+                return;  // the view goes back to its ring here
+            }
+            last[i] = now;
+            if (ev.result < 0) rep.error = "receive failed: " + zcio::errno_string(-ev.result);
+            --open;
+            finish(i);
+        });
+        auto& interrupted = stop_requested();
+        while (open > 0) {
+            const int r = rx->poll(std::chrono::milliseconds(10));
+            now = Clock::now();
+            if (r < 0 && r != -EINTR) {
+                for (auto& rep : reps)
+                    if (rep.error.empty()) rep.error = "receive wait failed: " + zcio::errno_string(-r);
+                break;
+            }
+            for (std::size_t i = 0; i < n; ++i) sockets[i].live->bytes.store(reps[i].bytes, std::memory_order_relaxed);
+            if (stop.load() || interrupted.load()) break;
+        }
+        receive.counters = rx->counters();
+        receive.description = rx->describe();
+    } catch (const zcio::SetupError& e) {
+        for (auto& r : reps) r.error = e.what();
+    } catch (const std::exception& e) {
+        for (auto& r : reps) r.error = std::string("receiver: ") + e.what();
+    }
+    receive.thread_cpu_seconds = thread_cpu_seconds() - cpu0;
+    for (std::size_t i = 0; i < n; ++i) {
+        reps[i].seconds = std::max(0.0, std::chrono::duration<double>(last[i] - start).count());
+        reps[i].thread_cpu_seconds = receive.thread_cpu_seconds / static_cast<double>(n);
+        sockets[i].live->bytes.store(reps[i].bytes, std::memory_order_relaxed);
+        finish(i);
+    }
+    return reps;
 }
 
 }  // namespace zcperf

@@ -1,12 +1,15 @@
-// One stream of a test: a thread that sends through its own Ring + BufferArena + SendEngine (one
-// ring per thread, nothing shared), or a thread that receives and counts.
+// The streams of a test, from either end. Sending: a thread sends on several sockets through its
+// own Ring + BufferArena + SendEngine (one ring per thread, nothing shared; zcperf runs at most
+// one sending thread per core, so -P 256 is 256 connections, not 256 threads). Receiving: one
+// thread takes every stream's data through one zcio::Receiver (zcio::make_receiver).
 //
 // The sender pipelines: it keeps taking slabs from a registered arena and handing them to the
-// engine, and only waits when every slab is in flight; a slab comes back when its release arrives.
+// engine, round-robin over its sockets, and only waits when every slab is in flight; a slab comes
+// back when its release arrives.
 //
-//   Live live;
-//   std::thread t([&] { report = run_sender(fd.get(), 1, {.strategy = zcio::Strategy::zc_fixed,
-//                                                         .length = 60000, .duration = 2}, live); });
+//   std::vector<Live> live(2);
+//   auto reports = run_senders({{fd1, 1, &live[0]}, {fd2, 2, &live[1]}},
+//                              {.strategy = zcio::Strategy::zc_fixed, .length = 60000, .duration = 2});
 #pragma once
 
 #include "results.hpp"
@@ -14,6 +17,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace zcperf {
 
@@ -31,20 +36,33 @@ struct Live {
     std::atomic<bool> finished{false};
 };
 
-// Sends on `fd` (a connected TCP or UDP socket) for spec.duration or until stop_requested().
-// Never throws: a set-up failure (strategy the kernel lacks, memory) is in the report's `error`.
-StreamReport run_sender(int fd, int id, const SendSpec& spec, Live& live);
+struct StreamSocket {
+    int fd = -1;   // a connected TCP or UDP socket
+    int id = 0;    // 1..N, the same on both ends
+    Live* live = nullptr;
+};
 
-// Receives on `fd` until EOF (TCP), an error, or `stop` (UDP's end, or Ctrl-C).
-// `start` is when the test began; `seconds` runs from there to the last data (or EOF).
-StreamReport run_receiver(int fd, int id, bool udp, const std::atomic<bool>& stop, Live& live,
-                          std::chrono::steady_clock::time_point start);
+// Sends on every socket, in the calling thread, for spec.duration or until stop_requested().
+// Never throws: a set-up failure (strategy the kernel lacks, memory) is in each report's `error`.
+// Each report's thread_cpu_seconds is the thread's CPU divided evenly among its sockets.
+std::vector<StreamReport> run_senders(const std::vector<StreamSocket>& sockets, const SendSpec& spec);
 
-// How the arena for `length`-byte sends is sized: enough slabs to fill the in-flight bound,
-// within what this process may lock.
+// Receives on every socket, in the calling thread, through zcio::make_receiver(strategy): until
+// EOF on each (TCP), an error, or `stop` (UDP's end, or Ctrl-C). `start` is when the test began;
+// a stream's `seconds` run from there to its last data (or EOF). `receive` gets the receiver's
+// account; a set-up failure is in every report's `error`.
+std::vector<StreamReport> run_receivers(const std::vector<StreamSocket>& sockets, bool udp, zcio::RecvStrategy strategy,
+                                        const std::atomic<bool>& stop, std::chrono::steady_clock::time_point start,
+                                        RecvReport& receive);
+
+// How the arena of one sending thread is sized for `length`-byte sends on `sockets` sockets:
+// enough slabs to fill the in-flight bound, within what this process (`threads` senders) may lock.
 struct ArenaPlan {
     std::size_t slab_size = 0, slab_count = 0;
 };
-ArenaPlan plan_arena(std::size_t length);
+ArenaPlan plan_arena(std::size_t length, std::size_t sockets = 1, std::size_t threads = 1);
+
+// The receiver zcperf builds for `strategy` on these sockets (buffer sizes by protocol and count).
+zcio::ReceiverOptions receiver_options(zcio::RecvStrategy strategy, bool udp, std::size_t sockets, const std::string& interface);
 
 }  // namespace zcperf

@@ -257,7 +257,188 @@ std::string format_table(const std::vector<SweepRow>& rows, const std::string& t
     return out;
 }
 
+namespace {
+
+// One cell of the receive sweep: what the receiving side's zcio::Receiver reported.
+struct RecvCell {
+    std::string recv;
+    std::size_t size = 0;
+    int rep = 0;
+    double seconds = 0;
+    std::uint64_t bytes = 0, sent = 0, syscalls = 0;
+    double cpu = 0;  // receiving thread
+    std::string ran, fallback, error;
+    double mb_per_s() const { return seconds > 0 ? static_cast<double>(bytes) / seconds / 1e6 : 0; }
+    double cpu_per_gb() const { return bytes ? cpu / (static_cast<double>(bytes) / 1e9) : 0; }
+    double syscalls_per_mb() const { return bytes ? static_cast<double>(syscalls) / (static_cast<double>(bytes) / 1e6) : 0; }
+};
+
+// Receive strategies side by side: the same sender (TCP, -P streams) into each receive strategy,
+// interleaved over repetitions; per cell the receiver's MB/s, CPU per GB and syscalls per MB, and
+// per repetition their ratio to `plain` (medians over repetitions).
+int run_recv_sweep(Options o) {
+    if (o.udp || o.target == Target::sink) {
+        fmt::print(stderr, "zcperf: the receive sweep runs over TCP to a receiver: --target loopback or -c HOST\n");
+        return 2;
+    }
+    std::vector<std::string> recvs;
+    for (auto r : o.recv_sweep) recvs.push_back(std::string(zcio::to_string(r)));
+    if (std::find(recvs.begin(), recvs.end(), "plain") == recvs.end()) recvs.insert(recvs.begin(), "plain");
+    std::vector<std::size_t> sizes = o.sizes;
+    if (sizes.empty()) sizes = o.parallel > 2 ? std::vector<std::size_t>{512, 4096} : std::vector<std::size_t>{16384, 65536, 131072};
+    std::sort(sizes.begin(), sizes.end());
+    sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
+    const zcio::Strategy sender = o.strategies.empty() ? zcio::Strategy::copy : o.strategies.front();
+
+    std::unique_ptr<SweepTarget> where;
+    std::string where_text;
+    try {
+        if (!o.host.empty()) {
+            where = std::make_unique<RemoteTarget>(o.host, o.port, o.family);
+            where_text = fmt::format("TCP to {} port {}", o.host, o.port);
+        } else {
+            where = std::make_unique<LoopbackTarget>(o.family);
+            where_text = "TCP over loopback (in-process server)";
+        }
+    } catch (const std::exception& e) {
+        fmt::print(stderr, "zcperf: {}\n", e.what());
+        return 1;
+    }
+    if (!o.json)
+        fmt::print("zcperf receive sweep: {}, {} stream(s), sender {} (one thread per core), TCP_NODELAY\n"
+                   "{} receive strategies x {} sizes x {} repetitions x {:.1f} s, interleaved\n",
+                   where_text, o.parallel, zcio::to_string(sender), recvs.size(), sizes.size(), o.repeat, o.duration);
+    std::fflush(stdout);
+
+    std::vector<RecvCell> cells;
+    for (int rep = 0; rep < o.repeat && !stop_requested().load(); ++rep)
+        for (auto size : sizes) {
+            std::vector<std::string> order = recvs;
+            std::rotate(order.begin(), order.begin() + static_cast<long>(static_cast<std::size_t>(rep) % order.size()), order.end());
+            if (rep % 2) std::reverse(order.begin(), order.end());
+            for (const auto& r : order) {
+                if (stop_requested().load()) break;
+                TestParams p;
+                p.streams = o.parallel;
+                p.duration = o.duration;
+                p.length = size;
+                p.strategy = sender;
+                p.completion = o.completion;
+                p.recv = zcio::parse_recv_strategy(r);
+                RecvCell c;
+                c.recv = r;
+                c.size = size;
+                c.rep = rep;
+                try {
+                    TestRecord rec = where->run(p);
+                    const SideReport* rcv = rec.receiver_side();
+                    const SideReport* snd = rec.sender_side();
+                    if (snd) c.sent = snd->bytes();
+                    if (rcv) {
+                        c.seconds = rcv->seconds();
+                        c.bytes = rcv->bytes();
+                        if (rcv->receive) {
+                            c.syscalls = rcv->receive->counters.syscalls();
+                            c.cpu = rcv->receive->thread_cpu_seconds;
+                            c.ran = rcv->receive->strategy;
+                            c.fallback = rcv->receive->fallback_reason;
+                        }
+                    }
+                    auto errors = rec.stream_errors();
+                    if (!errors.empty()) c.error = errors.front();
+                    else if (c.bytes != c.sent) c.error = fmt::format("received {} of {} bytes", c.bytes, c.sent);
+                } catch (const std::exception& e) {
+                    c.error = e.what();
+                }
+                if (stop_requested().load()) break;
+                if (o.progress)
+                    fmt::print(stderr, "\r[rep {}] {} {} B: {}\033[K", rep + 1, r, size,
+                               c.error.empty() ? fmt::format("{:.0f} MB/s", c.mb_per_s()) : std::string("failed"));
+                cells.push_back(std::move(c));
+            }
+        }
+    if (o.progress) fmt::print(stderr, "\r\033[K");
+    where.reset();
+
+    nlohmann::json j;
+    j["description"] = where_text;
+    j["streams"] = o.parallel;
+    j["sender"] = zcio::to_string(sender);
+    j["cell_seconds"] = o.duration;
+    j["repeat"] = o.repeat;
+    j["summary"] = nlohmann::json::array();
+    std::string table = fmt::format("zcperf receive sweep: {}, {} stream(s), sender {} ({} s/cell, {} reps, medians; "
+                                    "ratios: median of per-repetition ratios to plain; CPU = receiving thread)\n",
+                                    where_text, o.parallel, zcio::to_string(sender), o.duration, o.repeat);
+    table += fmt::format("{:>8}  {:<10} {:>9} {:>7} {:>9} {:>7} {:>11} {:>7}  {}\n", "size", "recv", "MB/s", "x plain", "CPU s/GB",
+                         "x plain", "syscalls/MB", "x plain", "ran as");
+    for (auto size : sizes) {
+        for (const auto& r : recvs) {
+            std::vector<double> mbps, cpu, sys, rm, rc, rs;
+            std::string ran, fallback, error;
+            for (const auto& c : cells) {
+                if (c.size != size || c.recv != r) continue;
+                if (!c.error.empty()) {
+                    error = c.error;
+                    continue;
+                }
+                ran = c.ran;
+                fallback = c.fallback;
+                mbps.push_back(c.mb_per_s());
+                cpu.push_back(c.cpu_per_gb());
+                sys.push_back(c.syscalls_per_mb());
+                for (const auto& b : cells)
+                    if (b.size == size && b.rep == c.rep && b.recv == "plain" && b.error.empty() && b.mb_per_s() > 0) {
+                        rm.push_back(c.mb_per_s() / b.mb_per_s());
+                        if (b.cpu_per_gb() > 0) rc.push_back(c.cpu_per_gb() / b.cpu_per_gb());
+                        if (b.syscalls_per_mb() > 0) rs.push_back(c.syscalls_per_mb() / b.syscalls_per_mb());
+                    }
+            }
+            auto ratio = [](const std::vector<double>& v) { return v.empty() ? std::string("-") : fmt::format("{:.2f}", median(v)); };
+            if (mbps.empty()) {
+                table += fmt::format("{:>8}  {:<10} failed: {}\n", size, r, error);
+            } else {
+                table += fmt::format("{:>8}  {:<10} {:>9.0f} {:>7} {:>9.3f} {:>7} {:>11.1f} {:>7}  {}\n", size, r, median(mbps), ratio(rm),
+                                     median(cpu), ratio(rc), median(sys), ratio(rs), ran + (fallback.empty() ? "" : " (fell back)"));
+            }
+            j["summary"].push_back({{"recv", r}, {"size", size}, {"runs", mbps.size()}, {"mb_per_s", median(mbps)},
+                                    {"cpu_s_per_gb", median(cpu)}, {"syscalls_per_mb", median(sys)},
+                                    {"ratio_mb_per_s", rm.empty() ? 0.0 : median(rm)}, {"ratio_cpu_per_gb", rc.empty() ? 0.0 : median(rc)},
+                                    {"ratio_syscalls_per_mb", rs.empty() ? 0.0 : median(rs)}, {"ran_as", ran},
+                                    {"fallback_reason", fallback}, {"error", error}});
+        }
+        table += "\n";
+    }
+    j["cells"] = nlohmann::json::array();
+    std::string csv_text = "recv,size,rep,seconds,bytes,sent,mb_per_s,receiver_cpu_s,cpu_s_per_gb,syscalls,syscalls_per_mb,ran_as,error\n";
+    for (const auto& c : cells) {
+        j["cells"].push_back({{"recv", c.recv}, {"size", c.size}, {"rep", c.rep}, {"seconds", c.seconds}, {"bytes", c.bytes},
+                              {"sent", c.sent}, {"receiver_cpu_seconds", c.cpu}, {"syscalls", c.syscalls}, {"ran_as", c.ran},
+                              {"fallback_reason", c.fallback}, {"error", c.error}});
+        std::string err = c.error;
+        std::replace(err.begin(), err.end(), '"', '\'');
+        csv_text += fmt::format("{},{},{},{:.4f},{},{},{:.1f},{:.4f},{:.4f},{},{:.2f},{},\"{}\"\n", c.recv, c.size, c.rep, c.seconds, c.bytes,
+                                c.sent, c.mb_per_s(), c.cpu, c.cpu_per_gb(), c.syscalls, c.syscalls_per_mb(), c.ran, err);
+    }
+    if (o.json) fmt::print("{}\n", j.dump(2));
+    else fmt::print("\n{}", table);
+    try {
+        std::error_code ec;
+        std::filesystem::create_directories(o.out_dir, ec);
+        write_file(o.out_dir + "/zcperf-recv-sweep.csv", csv_text);
+        write_file(o.out_dir + "/zcperf-recv-sweep.json", j.dump(2) + "\n");
+        if (!o.json) fmt::print("wrote {0}/zcperf-recv-sweep.csv, {0}/zcperf-recv-sweep.json\n", o.out_dir);
+    } catch (const Error& e) {
+        fmt::print(stderr, "zcperf: {}\n", e.what());
+        return 1;
+    }
+    return stop_requested().load() ? 130 : 0;
+}
+
+}  // namespace
+
 int run_sweep(Options o) {
+    if (!o.recv_sweep.empty()) return run_recv_sweep(std::move(o));
     // Where: -c HOST, --target, or the best local target this machine allows.
     Target target = o.target;
     if (!o.host.empty()) target = Target::remote;
