@@ -46,6 +46,8 @@ zcperf::TestParams client_params(const zcperf::Options& o) {
     p.strategy = o.strategies.empty() ? zcio::Strategy::automatic : o.strategies.front();
     p.completion = o.completion;
     p.udp_gso = o.udp_gso;
+    p.recv = o.recv;
+    p.verify = o.verify;
     return p;
 }
 

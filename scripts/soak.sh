@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Soak: one `zcperf -s`, and for SECONDS (default 90) a stream of short clients with random sizes,
-# strategies, completion models, stream counts, TCP/UDP and direction: connection churn. Every
-# client's JSON is checked (exit 0, no error; TCP: each stream's received bytes == sent bytes; no
-# engine errors); the server's RSS and fd count are sampled while idle between clients and must
-# be flat after the warm-up; the server must still be alive at the end. Exits non-zero otherwise.
+# send strategies, completion models, receive strategies (--recv), stream counts, TCP/UDP and
+# direction: connection churn. Every client's JSON is checked (exit 0, no error; TCP: each
+# stream's received bytes == sent bytes, payload verified; no engine errors); the server's RSS and fd count are
+# sampled while idle between clients and must be flat after the warm-up; the server must still be
+# alive at the end. Exits non-zero otherwise. TCP runs use --verify: the receiving end checks every
+# byte against a stream-offset pattern (a mismatch is a stream error, so the run fails).
 #   scripts/soak.sh            # CI: 90 s
 #   scripts/soak.sh 1800       # the long soak (30 min)
 # Env: ZCPERF (binary; default build/tools/zcperf/zcperf, built if missing), SOAK_SEED (repeatable
@@ -48,6 +50,7 @@ settle() {
 
 strategies=(plain copy msg-zerocopy zc zc-fixed sendmsg-zc auto)
 completions=(two-step storage group)
+receivers=(plain multishot bundle zcrx auto)   # zcrx falls back on lo, and says so
 check_tcp='(.error == null) and (.end.sum_sent.bytes > 0)
   and (.end.sum_received.bytes == .end.sum_sent.bytes)
   and all(.end.streams[]; .sender.bytes == .receiver.bytes)
@@ -71,10 +74,10 @@ while [ "$(date +%s)" -lt "$deadline" ]; do
   else
     shift_=$((RANDOM % 21))                          # 1 B .. 2 MiB, spread over the octaves
     len=$(( (1 << shift_) + RANDOM % (1 << shift_) ))
-    args+=(-l "$len")
+    args+=(-l "$len" --verify)   # the receiving end checks every byte against the pattern
     tcp_runs=$((tcp_runs + 1))
   fi
-  args+=(--strategy "${strategies[RANDOM % 7]}" --completion "${completions[RANDOM % 3]}")
+  args+=(--strategy "${strategies[RANDOM % 7]}" --completion "${completions[RANDOM % 3]}" --recv "${receivers[RANDOM % 5]}")
   args+=(-P $((1 + RANDOM % 4)) -t "0.$((2 + RANDOM % 5))")
   [ $((RANDOM % 4)) = 0 ] && args+=(-R)
   runs=$((runs + 1))
