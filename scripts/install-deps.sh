@@ -12,6 +12,7 @@ packages=(
   gnuplot-nox                         # zcperf --plot
   iproute2                            # the sink namespace (ip, tc)
   clang libclang-rt-14-dev            # sanitizer and fuzzing builds
+  jq                                  # scripts/soak.sh reads zcperf's JSON
 )
 
 missing=()

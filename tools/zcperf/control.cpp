@@ -33,6 +33,7 @@ std::string check_params(const TestParams& p) {
         return p.udp ? "UDP length must be 1..65507 bytes" : "TCP length must be 1..67108864 bytes (64 MiB)";
     if (p.udp_gso && !p.udp) return "UDP GSO applies to UDP only";
     if (p.udp_gso && (p.udp_gso < 1 || p.udp_gso > 65507)) return "GSO segment size must be 1..65507";
+    if (p.verify && p.udp) return "payload verification (--verify) is for TCP streams";
     if (p.udp_gso && p.length > static_cast<std::size_t>(p.udp_gso) * 64)
         return "with UDP GSO a send carries at most 64 segments: raise --gso or lower -l";
     return {};
@@ -142,6 +143,7 @@ json params_to_json(const TestParams& p) {
                 {"completion", to_string(p.completion)},
                 {"udp_gso", p.udp_gso}};
     if (p.recv) j["recv"] = zcio::to_string(*p.recv);
+    if (p.verify) j["verify"] = true;
     return j;
 }
 
@@ -157,6 +159,7 @@ void params_from_json(const json& j, TestParams& p, Fields& parent) {
     f.string("strategy", strategy, 32);
     f.string("completion", completion, 32);
     f.integer("udp_gso", p.udp_gso, 0, 65535, false);
+    f.boolean("verify", p.verify, false);
     f.string("recv", recv, 32, false);
     if (!f.ok()) return parent.fail(f.error);
     if (!recv.empty()) {

@@ -43,6 +43,7 @@ struct TestParams {
     std::optional<zcio::RecvStrategy> recv;
     CompletionModel completion = CompletionModel::storage;
     std::uint16_t udp_gso = 0;
+    bool verify = false;              // TCP: the payload is a stream-offset pattern the receiver checks
 };
 
 struct Hello {

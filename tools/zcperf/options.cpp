@@ -68,6 +68,7 @@ int parse_command_line(int argc, char** argv, Options& o) {
         ->option_text("NAME");
     app.add_option("--completion", completion, "two-step|storage|group: how the sender learns a buffer is free (default storage)")
         ->option_text("MODEL");
+    app.add_flag("--verify", o.verify, "TCP: send a stream-offset pattern; the receiving end checks every byte");
     app.add_option("--gso", o.udp_gso, "UDP: segment each send into datagrams of this size (UDP_SEGMENT)")->option_text("BYTES");
     app.add_flag("--send-only", o.send_only, "Client: send to HOST:PORT without a server or control connection");
     app.add_flag("--sweep", sweep, "Strategies x payload sizes, side by side: table, CSV, JSON, plot");
@@ -204,6 +205,9 @@ std::string validate(Options& o) {
     }
     if (o.udp_gso && !o.udp && !(o.mode == Mode::sweep && (o.target == Target::sink || !o.target_given)))
         return "--gso applies to UDP (-u)";
+    if (o.verify && (o.mode != Mode::client || o.send_only || o.udp))
+        return "--verify applies to a TCP test against a zcperf server (-c HOST, not -u or --send-only)";
+    if (o.udp_gso > 65507) return fmt::format("--gso {}: a UDP segment carries 1..65507 bytes", o.udp_gso);
 
     const std::size_t max_len = o.udp ? 65507u : (64u << 20);
     auto check_len = [&](std::size_t len) -> std::string {

@@ -41,6 +41,7 @@ struct Options {
     std::optional<zcio::RecvStrategy> recv;       // --recv (server: its default; client: asks the receiver)
     std::vector<zcio::RecvStrategy> recv_sweep;   // --sweep --recv LIST|all: the receive sweep
     std::uint16_t udp_gso = 0;
+    bool verify = false;              // --verify
     Target target = Target::remote;
     bool target_given = false;
     std::vector<std::size_t> sizes;   // sweep payload sizes

@@ -160,7 +160,7 @@ int usable_cores() {
 // share of the streams (stream i on thread i mod threads); this thread reports as they run.
 SideReport run_sender_half(std::vector<zcio::UniqueFd>& fds, const TestParams& p, const RunSettings& rs,
                            std::vector<IntervalRecord>& intervals, Clock::time_point start) {
-    const SendSpec spec{p.strategy, p.completion, p.length, p.udp_gso, p.duration};
+    const SendSpec spec{p.strategy, p.completion, p.length, p.udp_gso, p.duration, p.verify};
     std::vector<Live> lives(fds.size());
     const std::size_t nthreads = std::min<std::size_t>(fds.size(), static_cast<std::size_t>(usable_cores()));
     std::vector<std::vector<StreamSocket>> shares(nthreads);
@@ -215,7 +215,7 @@ SideReport run_receiver_half(std::vector<zcio::UniqueFd>& fds, const TestParams&
                 if (t.joinable()) t.join();
         }
     } join_all{stop_rx, threads};
-    threads.emplace_back([&] { reports = run_receivers(sockets, p.udp, strategy, stop_rx, start, receive); });
+    threads.emplace_back([&] { reports = run_receivers(sockets, p.udp, strategy, stop_rx, start, receive, p.verify); });
     Monitor mon(rs, lives, false, p.duration, start, intervals);
     const auto deadline = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(p.duration + 30));
     bool got_done = false;
@@ -511,6 +511,7 @@ int run_client(const Options& o) {
     p.strategy = o.strategies.empty() ? zcio::Strategy::automatic : o.strategies.front();
     p.completion = o.completion;
     p.udp_gso = o.udp_gso;
+    p.verify = o.verify;
     p.recv = o.recv;  // whoever receives (the server; the client with -R) receives this way
     RunSettings run{o.interval, !o.json && o.interval > 0, o.progress, {}};
     if (!o.json)

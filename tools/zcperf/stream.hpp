@@ -28,6 +28,7 @@ struct SendSpec {
     std::size_t length = 128 * 1024;  // bytes per send
     std::uint16_t udp_gso = 0;
     double duration = 10;             // seconds of sending; the drain comes after
+    bool verify = false;              // fill each send with the stream-offset pattern (payload.hpp)
 };
 
 // What another thread may read while a stream runs (interval reports, the progress line).
@@ -50,10 +51,11 @@ std::vector<StreamReport> run_senders(const std::vector<StreamSocket>& sockets, 
 // Receives on every socket, in the calling thread, through zcio::make_receiver(strategy): until
 // EOF on each (TCP), an error, or `stop` (UDP's end, or Ctrl-C). `start` is when the test began;
 // a stream's `seconds` run from there to its last data (or EOF). `receive` gets the receiver's
-// account; a set-up failure is in every report's `error`.
+// account; a set-up failure is in every report's `error`. `verify`: check every byte against the
+// stream-offset pattern (payload.hpp); the first difference is the stream's error.
 std::vector<StreamReport> run_receivers(const std::vector<StreamSocket>& sockets, bool udp, zcio::RecvStrategy strategy,
                                         const std::atomic<bool>& stop, std::chrono::steady_clock::time_point start,
-                                        RecvReport& receive);
+                                        RecvReport& receive, bool verify = false);
 
 // How the arena of one sending thread is sized for `length`-byte sends on `sockets` sockets:
 // enough slabs to fill the in-flight bound, within what this process (`threads` senders) may lock.
