@@ -51,10 +51,9 @@ void buffer_ids(FuzzedDataProvider& in) {
 void bundles(FuzzedDataProvider& in) {
     const auto first = in.ConsumeIntegral<std::uint16_t>();
     const auto res = in.ConsumeIntegral<std::int32_t>();
-    // Buffers up to 2 GiB - 1. Above that, bundle_buffer_count's res + size - 1 overflows u32 and a
-    // completion that carries a buffer counts 0 buffers (found by this target; the failing test is
-    // RecvParsing.DISABLED_BundleCountDoesNotOverflowAbove2GiBBuffers): widen to UINT32_MAX once fixed.
-    const auto size = in.ConsumeIntegralInRange<std::uint32_t>(1, INT32_MAX);
+    // Every size: bundle_buffer_count once wrapped above 2 GiB (found by this target; regression
+    // test RecvParsing.BundleCountDoesNotOverflowAbove2GiBBuffers).
+    const auto size = in.ConsumeIntegralInRange<std::uint32_t>(1, UINT32_MAX);
     const std::uint32_t count = 1U << in.ConsumeIntegralInRange<unsigned>(0, 15);
 
     const std::uint64_t want = res <= 0 ? 1 : (static_cast<std::uint64_t>(res) + size - 1) / size;

@@ -38,7 +38,8 @@ constexpr std::optional<std::uint16_t> cqe_buffer_id(std::uint32_t cqe_flags) no
 // before taking the next). A completion that carries a buffer consumed at least that one.
 constexpr std::uint32_t bundle_buffer_count(std::int32_t res, std::uint32_t buffer_size) noexcept {
     if (res <= 0) return 1;
-    return (static_cast<std::uint32_t>(res) + buffer_size - 1) / buffer_size;
+    const auto bytes = static_cast<std::uint32_t>(res);  // no `res + size - 1`: it wraps above 2 GiB
+    return bytes / buffer_size + (bytes % buffer_size != 0);
 }
 
 // Calls f(bid, len) for each buffer of a bundle completion, in order: ids run on from `first_bid`
