@@ -244,6 +244,9 @@ void ZcrxQueue::DmabufUnmap::operator()(void* p) const noexcept { ::munmap(p, si
 RecvBuffer ZcrxQueue::take(const io_uring_cqe& cqe32) noexcept {
     const ZcrxSlice s = zcrx_slice(cqe32);
     if (s.len == 0) return {};
+    // The offset comes from the kernel, but a view past the area would hand out foreign memory:
+    // refuse it (an empty view) rather than trust it.
+    if (s.offset > area_size_ || s.len > area_size_ - s.offset) return {};
     return RecvBuffer(area_base_ + s.offset, s.len, this, &ZcrxQueue::release,
                       static_cast<std::uint32_t>(s.offset >> 12));
 }
