@@ -548,7 +548,8 @@ void State::accept(SocketId id, Buffer&& buffer, Model model, SentHandler&& on_s
     // reads would hang us): then the send is refused, in the caller's hands, with the reason.
     int refused = 0;
     if (!op && ring.dispatching()) refused = -ENOBUFS;
-    const auto deadline = std::chrono::steady_clock::now() + opt.send_wait_timeout;
+    std::chrono::steady_clock::time_point deadline{};  // read the clock only when we must wait
+    if (!op && !refused) deadline = std::chrono::steady_clock::now() + opt.send_wait_timeout;
     while (!op && !refused) {
         ++s.counters.waits;
         dispatch_ready();
@@ -608,6 +609,15 @@ void State::accept(SocketId id, Buffer&& buffer, Model model, SentHandler&& on_s
         op->error = s.failed;
         op->request_done = true;
         ready.push_back(op);
+        return;
+    }
+    if (!s.stream && s.queue.empty() && !is_syscall_strategy(op->used) && room_for(s, *op)) {
+        // The common datagram case: nothing queued ahead and room in the bounds: straight to an
+        // SQE, without the queue round trip (no order to keep between datagrams).
+        op->counted = true;
+        s.inflight += op->total;
+        inflight += op->total;
+        prep(s, *op, false);
         return;
     }
     s.queue.push_back(op);
@@ -882,7 +892,7 @@ void State::release(Op& op) {
     if (usage == Usage::zero_copy) ++s.counters.zero_copy;
     else if (usage == Usage::copied) ++s.counters.copied;
     else ++s.counters.not_reported;
-    auto_learn(s, op);
+    if (s.strategy == Strategy::automatic) auto_learn(s, op);
 
     Release r{op.error, op.done, usage, op.used, std::move(op.buffer), {}};
     if (!op.more.empty()) r.more = std::move(op.more);
