@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 dir=build-tsan
 cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DZCIO_WERROR=OFF -DZCIO_SANITIZE=thread \
       -DCMAKE_CXX_COMPILER=clang++ -DZCIO_BUILD_BENCH=OFF >/dev/null
-targets=$(sed -n 's/^set(ZCIO_CONCURRENCY_TESTS \(.*\))$/\1/p' tests/CMakeLists.txt)
+targets=$(sed -n 's/^set(ZCIO_CONCURRENCY_TESTS \([^)]*\)).*$/\1/p' tests/CMakeLists.txt)
 [ -n "$targets" ] || { echo "tsan.sh: no ZCIO_CONCURRENCY_TESTS in tests/CMakeLists.txt"; exit 1; }
 # shellcheck disable=SC2086
 cmake --build "$dir" -j"$(nproc)" --target zcperf $targets

@@ -299,6 +299,17 @@ struct SendEngine::State {
     static void on_errpoll(Completion* c, const io_uring_cqe& cqe);
     int dispatch_ready();
     void fire_group(NotifGroup& g);
+    // One send's share of its group's result.
+    static void tally(GroupResult& g, const Release& r) {
+        ++g.sends;
+        g.bytes += r.bytes;
+        if (r.usage == Usage::zero_copy) ++g.zero_copy;
+        if (r.usage == Usage::copied) ++g.copied;
+        if (r.error) {
+            ++g.errors;
+            if (!g.first_error) g.first_error = r.error;
+        }
+    }
 };
 
 namespace {
@@ -565,9 +576,7 @@ void State::accept(SocketId id, Buffer&& buffer, Model model, SentHandler&& on_s
         Release r{refused, 0, Usage::not_reported, s.strategy, std::move(buffer), {}};
         if (more) r.more = std::move(*more);
         if (group) {
-            ++group->result_.sends;
-            ++group->result_.errors;
-            if (!group->result_.first_error) group->result_.first_error = refused;
+            tally(group->result_, r);
             r.buffer.reset();
             r.more.clear();
             if (--group->pending_ == 0 && group->flushed_) flushed_empty.push_back(group);
@@ -900,15 +909,7 @@ void State::release(Op& op) {
     if (op.model == Model::group) {
         NotifGroup* group = op.group;
         put_op(&op);
-        GroupResult& g = group->result_;
-        ++g.sends;
-        g.bytes += r.bytes;
-        if (usage == Usage::zero_copy) ++g.zero_copy;
-        if (usage == Usage::copied) ++g.copied;
-        if (r.error) {
-            ++g.errors;
-            if (!g.first_error) g.first_error = r.error;
-        }
+        tally(group->result_, r);
         r.buffer.reset();  // back to its arena now: the kernel is done with it
         r.more.clear();
         if (--group->pending_ == 0 && group->flushed_) fire_group(*group);
