@@ -669,6 +669,9 @@ TEST(CqOverflow, HundredsOfZeroCopySendsThroughASmallCqReleaseExactlyOnce) {
 TEST(CqOverflow, StreamStaysIntactThroughASmallCq) {
     for (int i = 0; i < 5; ++i) {
         OverflowRun r;
+        // Integrity is the point here; whether this run overflowed depends on timing (a slow,
+        // instrumented build may never), and HundredsOfZeroCopySends... proves the overflow.
+        r.check_overflow = false;
         overflow_run(r);
         if (HasFatalFailure()) return;
         EXPECT_EQ(r.mismatches, 0u) << "run " << i << ": " << r.where;
