@@ -299,6 +299,14 @@ struct SendEngine::State {
     static void on_errpoll(Completion* c, const io_uring_cqe& cqe);
     int dispatch_ready();
     void fire_group(NotifGroup& g);
+    // A send joins the group; the first one after its event starts a new round.
+    static void bind(NotifGroup& g) {
+        if (g.flushed_) {
+            g.flushed_ = false;
+            g.result_ = {};
+        }
+        ++g.pending_;
+    }
     // One send's share of its group's result.
     static void tally(GroupResult& g, const Release& r) {
         ++g.sends;
@@ -481,11 +489,7 @@ void SendEngine::send(SocketId id, Buffer&& buffer, Storage h, std::optional<Str
     s_->accept(id, std::move(buffer), Model::storage, std::move(none), std::move(h.on_complete), nullptr, override);
 }
 void SendEngine::send(SocketId id, Buffer&& buffer, NotifGroup& group, std::optional<Strategy> override) {
-    if (group.flushed_) {  // reuse after the handler ran starts a new round
-        group.flushed_ = false;
-        group.result_ = {};
-    }
-    ++group.pending_;
+    State::bind(group);
     SentHandler no_sent;
     ReleaseHandler no_release;
     s_->accept(id, std::move(buffer), Model::group, std::move(no_sent), std::move(no_release), &group, override);
@@ -509,11 +513,7 @@ void SendEngine::send(SocketId id, BufferChain&& buffers, Storage h) {
     s_->accept_chain(id, std::move(buffers), Model::storage, std::move(none), std::move(h.on_complete), nullptr);
 }
 void SendEngine::send(SocketId id, BufferChain&& buffers, NotifGroup& group) {
-    if (group.flushed_) {
-        group.flushed_ = false;
-        group.result_ = {};
-    }
-    ++group.pending_;
+    State::bind(group);
     SentHandler no_sent;
     ReleaseHandler no_release;
     s_->accept_chain(id, std::move(buffers), Model::group, std::move(no_sent), std::move(no_release), &group);
