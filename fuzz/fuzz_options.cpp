@@ -10,6 +10,7 @@
 // - parse_size() agrees with its own decimal rendering and respects its 1 TiB ceiling.
 #include "control.hpp"
 #include "options.hpp"
+#include "session.hpp"
 
 #include <sanitizer/common_interface_defs.h>
 
@@ -33,22 +34,6 @@ std::string show(const std::vector<std::string>& args) {
     std::string s;
     for (const auto& a : args) s += "[" + a + "] ";
     return s;
-}
-
-// As run_client() turns options into the parameters it sends the server.
-zcperf::TestParams client_params(const zcperf::Options& o) {
-    zcperf::TestParams p;
-    p.udp = o.udp;
-    p.streams = o.parallel;
-    p.duration = o.duration;
-    p.length = o.effective_length();
-    p.reverse = o.reverse;
-    p.strategy = o.strategies.empty() ? zcio::Strategy::automatic : o.strategies.front();
-    p.completion = o.completion;
-    p.udp_gso = o.udp_gso;
-    p.recv = o.recv;
-    p.verify = o.verify;
-    return p;
 }
 
 void check_parse_size(const std::string& text) {
@@ -98,7 +83,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             if (s < 1 || s > (o.udp ? 65507u : (64u << 20))) fail("sweep size out of range", show(args));
     }
     if (o.mode == zcperf::Mode::client) {
-        if (auto why = zcperf::check_params(client_params(o)); !why.empty())
+        if (auto why = zcperf::check_params(zcperf::client_params(o)); !why.empty())
             fail("the command line accepts a test the server refuses", why + " <- " + show(args));
     }
     return 0;

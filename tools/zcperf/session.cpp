@@ -501,7 +501,7 @@ int run_server(const Options& o) {
     return rc;
 }
 
-int run_client(const Options& o) {
+TestParams client_params(const Options& o) {
     TestParams p;
     p.udp = o.udp;
     p.streams = o.parallel;
@@ -513,6 +513,11 @@ int run_client(const Options& o) {
     p.udp_gso = o.udp_gso;
     p.verify = o.verify;
     p.recv = o.recv;  // whoever receives (the server; the client with -R) receives this way
+    return p;
+}
+
+int run_client(const Options& o) {
+    const TestParams p = client_params(o);
     RunSettings run{o.interval, !o.json && o.interval > 0, o.progress, {}};
     if (!o.json)
         run.on_connected = [](const TestRecord& rec) {

@@ -55,6 +55,8 @@ std::optional<TestRecord> serve_one(int listen_fd, zcio::UniqueFd& carry, const 
 
 // The command-line front-ends. Return the exit code.
 int run_server(const Options& o);
+// The test parameters a client sends the server for these options.
+TestParams client_params(const Options& o);
 int run_client(const Options& o);
 
 // A server on 127.0.0.1 (or ::1), any free port, serving tests in a thread until destroyed.
