@@ -61,7 +61,11 @@ struct BufferArena::Pool : BufferHome {
     bool orphaned = false;  // the arena is gone; free the pool when the last buffer returns
     io_uring* ring = nullptr;
     std::weak_ptr<const void> ring_alive;  // the Ring may go first: then its exit dropped the table
-    std::vector<std::uint32_t> free_slots;
+    // A stack of free slot numbers, sized once for every slab: giving one back never allocates,
+    // so there is no growth path on the hot path at all.
+    std::unique_ptr<std::uint32_t[]> free_slots;
+    std::size_t free_count = 0;
+    bool all_home() const noexcept { return free_count == slab_count; }
     ArenaStats stats;
 
     ~Pool() {
@@ -73,7 +77,7 @@ struct BufferArena::Pool : BufferHome {
         auto* p = static_cast<Pool*>(home);
         ++p->stats.returned;
         if (p->poison) std::memset(p->base + std::size_t{slot} * p->slab_size, 0xDB, p->slab_size);
-        p->free_slots.push_back(slot);  // capacity reserved up front: never allocates
+        p->free_slots[p->free_count++] = slot;
         p->free_if_last();
     }
 
@@ -87,7 +91,7 @@ struct BufferArena::Pool : BufferHome {
 
     // An orphaned pool goes with its last buffer; never while a quarantined slab may be read.
     void free_if_last() noexcept {
-        if (orphaned && stats.quarantined == 0 && free_slots.size() == slab_count) {
+        if (orphaned && stats.quarantined == 0 && all_home()) {
             std::unique_ptr<Pool> last_one_out(this);
         }
     }
@@ -167,12 +171,12 @@ BufferArena::BufferArena(Ring* ring, const ArenaOptions& options) : pool_(std::m
         p.registered_with = ring->id();
     }
 
-    p.free_slots.reserve(p.slab_count);
-    for (std::size_t i = p.slab_count; i-- > 0;) p.free_slots.push_back(static_cast<std::uint32_t>(i));
+    p.free_slots = std::make_unique<std::uint32_t[]>(p.slab_count);
+    for (std::size_t i = p.slab_count; i-- > 0;) p.free_slots[p.free_count++] = static_cast<std::uint32_t>(i);
 }
 
 BufferArena::~BufferArena() {
-    if (pool_->free_slots.size() != pool_->slab_count) {
+    if (!pool_->all_home()) {
         // A buffer is still out (a release to come, or the caller kept one). Its handle points at
         // the pool, so the pool stays until the last one is back; the kernel may still read it.
         pool_->orphaned = true;
@@ -182,12 +186,11 @@ BufferArena::~BufferArena() {
 
 Buffer BufferArena::take() noexcept {
     Pool& p = *pool_;
-    if (p.free_slots.empty()) {
+    if (p.free_count == 0) {
         ++p.stats.exhausted;
         return {};
     }
-    const std::uint32_t slot = p.free_slots.back();
-    p.free_slots.pop_back();
+    const std::uint32_t slot = p.free_slots[--p.free_count];
     std::byte* data = p.base + std::size_t{slot} * p.slab_size;
     if (p.poison) {
         std::byte* end = data + p.slab_size;
@@ -197,13 +200,15 @@ Buffer BufferArena::take() noexcept {
         }
     }
     ++p.stats.taken;
-    const int index = p.registered ? static_cast<int>(slot / p.slabs_per_entry) : -1;
+    // Nearly every arena is one table entry (<= 1 GiB): no division for it on the hot path.
+    int index = -1;
+    if (p.registered) index = p.slab_count <= p.slabs_per_entry ? 0 : static_cast<int>(slot / p.slabs_per_entry);
     return Buffer(&p, slot, data, p.slab_size, index);
 }
 
 std::size_t BufferArena::slab_size() const noexcept { return pool_->slab_size; }
 std::size_t BufferArena::slab_count() const noexcept { return pool_->slab_count; }
-std::size_t BufferArena::available() const noexcept { return pool_->free_slots.size(); }
+std::size_t BufferArena::available() const noexcept { return pool_->free_count; }
 bool BufferArena::registered() const noexcept { return pool_->registered; }
 PageKind BufferArena::page_kind() const noexcept { return pool_->pages; }
 const ArenaStats& BufferArena::stats() const noexcept { return pool_->stats; }

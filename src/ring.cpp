@@ -98,8 +98,8 @@ std::string Ring::describe() const {
     return s;
 }
 
-io_uring_sqe* Ring::sqe() {
-    io_uring_sqe* s = io_uring_get_sqe(&ring_);
+io_uring_sqe* Ring::sqe_after_submit() {
+    io_uring_sqe* s = nullptr;
     while (s == nullptr) {
         // SQ full: hand what we have to the kernel. EBUSY means the CQ backlog must drain first.
         if (submit() == -EBUSY) dispatch_ready();

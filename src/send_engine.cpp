@@ -102,27 +102,31 @@ enum class Model : std::uint8_t { two_step, storage, group };
 struct Socket;
 
 // One send, from send() to release. Lives in the engine's slab of operations, allocated once.
+// What every send touches comes first (two cache lines); the gather and MSG_ZEROCOPY state last.
 struct Op : Completion {
     SendEngine::State* engine = nullptr;
     Op* next = nullptr;  // free list, socket queue, or ready list: an op is on at most one
     Socket* sock = nullptr;
     std::uint64_t seq = 0;             // order of send() calls on the socket
     Buffer buffer;
-    BufferChain more;                  // a gathered send's other buffers
     std::size_t total = 0;             // bytes to send: buffer + more
     std::size_t done = 0;              // bytes accepted so far
+    int error = 0;
     Strategy used = Strategy::copy;
     Model model = Model::storage;
-    bool request_inflight = false;
-    bool request_done = false;         // no more requests will be issued for this op
-    bool counted = false;              // its bytes are in the in-flight totals
-    bool copied = false, zero_copy = false, reported = false;
-    std::uint16_t notifs_pending = 0;
-    int error = 0;
-    std::uint64_t zc_id_first = 0, zc_id_end = 0;  // msg_zerocopy: the error-queue ids it used
-    SentHandler on_sent;
-    ReleaseHandler on_release;
+    // Per-send state, reset with one store when the op is taken.
+    struct Flags {
+        bool request_inflight = false;
+        bool request_done = false;     // no more requests will be issued for this op
+        bool counted = false;          // its bytes are in the in-flight totals
+        bool copied = false, zero_copy = false, reported = false;
+        std::uint16_t notifs_pending = 0;
+    } f;
     NotifGroup* group = nullptr;
+    ReleaseHandler on_release;
+    SentHandler on_sent;
+    BufferChain more;                  // a gathered send's other buffers
+    std::uint64_t zc_id_first = 0, zc_id_end = 0;  // msg_zerocopy: the error-queue ids it used
     msghdr msg{};
     iovec iov[BufferChain::capacity]{};
 };
@@ -240,13 +244,10 @@ struct SendEngine::State {
         ++ops_in_use;
         return op;
     }
-    void put_op(Op* op) {
-        op->buffer.reset();
-        if (!op->more.empty()) op->more.clear();
+    void put_op(Op* op) {  // after release(), which moved the buffers out
         op->on_sent.reset();
         op->on_release.reset();
-        op->group = nullptr;
-        op->sock = nullptr;
+        op->sock = nullptr;  // a CQE for a free slot is then recognised as stray
         op->next = free_ops;
         free_ops = op;
         --ops_in_use;
@@ -267,18 +268,22 @@ struct SendEngine::State {
     void accept_chain(SocketId id, BufferChain&& chain, Model model, SentHandler&& on_sent,
                       ReleaseHandler&& on_release, NotifGroup* group);
     Strategy choose(Socket& s, const Buffer& b, std::optional<Strategy> override);
+    [[gnu::noinline]] Op* wait_for_op(Socket& s);
+    [[gnu::cold]] void refuse(Socket& s, Buffer&& buffer, SentHandler& on_sent, ReleaseHandler& on_release,
+                              NotifGroup* group, BufferChain* more);
+    int refused_with = 0;              // why wait_for_op() gave up
 
     // ---- submission ---------------------------------------------------------------------------
     void pump(Socket& s);
     bool room_for(const Socket& s, const Op& op) const {
         const std::size_t n = op.total - op.done;
         // A single send larger than the bound must still go: the bound is on what waits behind it.
-        if (op.counted) return true;
+        if (op.f.counted) return true;
         const bool socket_idle = s.inflight == 0, engine_idle = inflight == 0;
         return (socket_idle || s.inflight + n <= s.max_inflight) &&
                (engine_idle || inflight + n <= opt.max_inflight_bytes);
     }
-    void prep(Socket& s, Op& op, bool link);
+    [[gnu::always_inline]] inline void prep(Socket& s, Op& op, bool link);  // one SQE: the hot path, inlined
     void syscall_send(Socket& s, Op& op);
     // ::send() until the whole buffer is in (stream) or one datagram went; 0 or -errno.
     template <typename OnCall>
@@ -286,11 +291,11 @@ struct SendEngine::State {
 
     // ---- completion ---------------------------------------------------------------------------
     static void on_cqe(Completion* c, const io_uring_cqe& cqe);
-    void on_request(Op& op, const io_uring_cqe& cqe);
+    [[gnu::noinline]] void on_request(Op& op, const io_uring_cqe& cqe);  // keeps on_cqe small
     void on_notification(Op& op, const io_uring_cqe& cqe);
     void fail_socket(Socket& s, int err);
     void maybe_release(Op& op) {
-        if (op.request_done && op.notifs_pending == 0 && !op.request_inflight) release(op);
+        if (op.f.request_done && op.f.notifs_pending == 0 && !op.f.request_inflight) release(op);
     }
     void release(Op& op);
     void auto_learn(Socket& s, const Op& op);
@@ -382,10 +387,10 @@ SendEngine::~SendEngine() {
             for (Buffer& b : op.more) b.quarantine();
             op.more.clear();
             op.error = -ETIMEDOUT;
-            op.request_done = true;
-            op.request_inflight = false;
-            op.notifs_pending = 0;
-            op.reported = op.copied = op.zero_copy = false;
+            op.f.request_done = true;
+            op.f.request_inflight = false;
+            op.f.notifs_pending = 0;
+            op.f.reported = op.f.copied = op.f.zero_copy = false;
             st.release(op);  // handler (or group) told; the slot is not reused: the engine is going
         }
         for (auto& sp : st.sockets)
@@ -550,41 +555,58 @@ Strategy State::choose(Socket& s, const Buffer& b, std::optional<Strategy> overr
     return zc;
 }
 
-void State::accept(SocketId id, Buffer&& buffer, Model model, SentHandler&& on_sent, ReleaseHandler&& on_release,
-                   NotifGroup* group, std::optional<Strategy> override, BufferChain* more) {
-    Socket& s = socket(id);
-    Op* op = take_op();
-    // Every slot is in use: drive the loop until a release frees one, but not from inside a
-    // completion handler (the CQEs being walked are ours) and not forever (a peer that never
-    // reads would hang us): then the send is refused, in the caller's hands, with the reason.
-    int refused = 0;
-    if (!op && ring.dispatching()) refused = -ENOBUFS;
-    std::chrono::steady_clock::time_point deadline{};  // read the clock only when we must wait
-    if (!op && !refused) deadline = std::chrono::steady_clock::now() + opt.send_wait_timeout;
-    while (!op && !refused) {
+// Every slot is in use: drive the loop until a release frees one, but not from inside a
+// completion handler (the CQEs being walked are ours) and not forever (a peer that never reads
+// would hang us). Null: the send must be refused (refuse() says why).
+Op* State::wait_for_op(Socket& s) {
+    if (ring.dispatching()) {
+        refused_with = -ENOBUFS;
+        return nullptr;
+    }
+    const auto deadline = std::chrono::steady_clock::now() + opt.send_wait_timeout;
+    for (;;) {
         ++s.counters.waits;
         dispatch_ready();
         if (ring.run(1, std::chrono::milliseconds(100)) == -ETIME) {
             for (auto& sp : sockets)
                 if (sp && sp->live && !sp->zc_waiting.empty()) drain_errqueue(*sp);
         }
-        op = take_op();
-        if (!op && std::chrono::steady_clock::now() >= deadline) refused = -ETIMEDOUT;
-    }
-    if (refused) {
-        ++s.counters.errors;
-        Release r{refused, 0, Usage::not_reported, s.strategy, std::move(buffer), {}};
-        if (more) r.more = std::move(*more);
-        if (group) {
-            tally(group->result_, r);
-            r.buffer.reset();
-            r.more.clear();
-            if (--group->pending_ == 0 && group->flushed_) flushed_empty.push_back(group);
-        } else {
-            if (on_sent) on_sent(SendResult{refused});
-            if (on_release) on_release(std::move(r));
+        if (Op* op = take_op()) return op;
+        if (std::chrono::steady_clock::now() >= deadline) {
+            refused_with = -ETIMEDOUT;
+            return nullptr;
         }
-        return;
+    }
+}
+
+// A send that got no slot: the buffer goes straight back, in the caller's hands, with the reason.
+void State::refuse(Socket& s, Buffer&& buffer, SentHandler& on_sent, ReleaseHandler& on_release, NotifGroup* group,
+                   BufferChain* more) {
+    const int err = refused_with;
+    ++s.counters.errors;
+    Release r{err, 0, Usage::not_reported, s.strategy, std::move(buffer), {}};
+    if (more) r.more = std::move(*more);
+    if (group) {
+        tally(group->result_, r);
+        r.buffer.reset();
+        r.more.clear();
+        if (--group->pending_ == 0 && group->flushed_) flushed_empty.push_back(group);
+    } else {
+        if (on_sent) on_sent(SendResult{err});
+        if (on_release) on_release(std::move(r));
+    }
+}
+
+void State::accept(SocketId id, Buffer&& buffer, Model model, SentHandler&& on_sent, ReleaseHandler&& on_release,
+                   NotifGroup* group, std::optional<Strategy> override, BufferChain* more) {
+    Socket& s = socket(id);
+    Op* op = take_op();
+    if (!op) [[unlikely]] {
+        op = wait_for_op(s);
+        if (!op) {
+            refuse(s, std::move(buffer), on_sent, on_release, group, more);
+            return;
+        }
     }
     op->sock = &s;
     op->seq = s.next_seq++;
@@ -593,9 +615,7 @@ void State::accept(SocketId id, Buffer&& buffer, Model model, SentHandler&& on_s
     op->on_release = std::move(on_release);
     op->group = group;
     op->done = 0;
-    op->request_inflight = op->request_done = op->counted = false;
-    op->copied = op->zero_copy = op->reported = false;
-    op->notifs_pending = 0;
+    op->f = {};
     op->error = 0;
     op->used = more ? Strategy::sendmsg_zc : choose(s, buffer, override);
     op->buffer = std::move(buffer);
@@ -610,20 +630,20 @@ void State::accept(SocketId id, Buffer&& buffer, Model model, SentHandler&& on_s
     if (!op->buffer || op->total == 0 || !supported[static_cast<int>(op->used)]) {
         // An empty handle is a caller bug; zero bytes is a no-op; an override this kernel lacks.
         op->error = !op->buffer ? -EINVAL : op->total == 0 ? 0 : -EOPNOTSUPP;
-        op->request_done = true;
+        op->f.request_done = true;
         ready.push_back(op);
         return;
     }
     if (s.failed) {
         op->error = s.failed;
-        op->request_done = true;
+        op->f.request_done = true;
         ready.push_back(op);
         return;
     }
     if (!s.stream && s.queue.empty() && !is_syscall_strategy(op->used) && room_for(s, *op)) {
         // The common datagram case: nothing queued ahead and room in the bounds: straight to an
         // SQE, without the queue round trip (no order to keep between datagrams).
-        op->counted = true;
+        op->f.counted = true;
         s.inflight += op->total;
         inflight += op->total;
         prep(s, *op, false);
@@ -654,8 +674,8 @@ void State::pump(Socket& s) {
         if (is_syscall_strategy(op->used)) {
             if (s.chain_inflight > 0) break;  // io_uring sends ahead of it must finish first
             s.queue.pop_front();
-            if (!op->counted) {
-                op->counted = true;
+            if (!op->f.counted) {
+                op->f.counted = true;
                 s.inflight += op->total;
                 inflight += op->total;
             }
@@ -663,8 +683,8 @@ void State::pump(Socket& s) {
             continue;
         }
         s.queue.pop_front();
-        if (!op->counted) {
-            op->counted = true;
+        if (!op->f.counted) {
+            op->f.counted = true;
             s.inflight += op->total;
             inflight += op->total;
         }
@@ -727,7 +747,7 @@ void State::prep(Socket& s, Op& op, bool link) {
     }
     if (link) sqe->flags |= IOSQE_IO_LINK;
     io_uring_sqe_set_data(sqe, &op);
-    op.request_inflight = true;
+    op.f.request_inflight = true;
     ++s.chain_inflight;
     ++s.counters.requests;
     ++s.counters.by_strategy[static_cast<int>(op.used)];
@@ -750,8 +770,8 @@ void State::syscall_send(Socket& s, Op& op) {
     } else {
         op.error = send_rest(s, op, 0, [] {});
     }
-    op.request_done = true;
-    if (op.used == Strategy::plain) op.copied = true;
+    op.f.request_done = true;
+    if (op.used == Strategy::plain) op.f.copied = true;
     s.counters.bytes += op.done;
     if (op.error && s.stream && !s.failed) s.failed = op.error;
     if (op.zc_id_end > op.zc_id_first) {
@@ -802,15 +822,15 @@ void State::on_cqe(Completion* c, const io_uring_cqe& cqe) {
 
 void State::on_request(Op& op, const io_uring_cqe& cqe) {
     Socket& s = *op.sock;
-    op.request_inflight = false;
+    op.f.request_inflight = false;
     --s.chain_inflight;
     // F_MORE on a zero-copy request: a notification will follow (even for a failed send).
     const int res = cqe.res;
-    if (cqe.flags & IORING_CQE_F_MORE) ++op.notifs_pending;
+    if (cqe.flags & IORING_CQE_F_MORE) ++op.f.notifs_pending;
     // A zero-copy request cancelled because the link ahead of it failed completes with flags 0 on
     // 6.18, yet its notification still comes when the request is freed (the link-failure path
     // skips the hook that sets F_MORE). Wait for it, or the slot is reused under a live CQE.
-    else if (res == -ECANCELED && op.used != Strategy::copy) ++op.notifs_pending;
+    else if (res == -ECANCELED && op.used != Strategy::copy) ++op.f.notifs_pending;
     if (res >= 0) {
         op.done += static_cast<std::size_t>(res);
         s.counters.bytes += static_cast<std::size_t>(res);
@@ -819,31 +839,31 @@ void State::on_request(Op& op, const io_uring_cqe& cqe) {
             ++s.counters.short_sends;
             s.queue.insert_by_seq(&op);
         } else {
-            op.request_done = true;
+            op.f.request_done = true;
         }
     } else if (res == -ECANCELED && !s.failed) {
         // The link chain broke ahead of us (a short send); we were never issued. Go again, in order.
         s.queue.insert_by_seq(&op);
     } else {
         op.error = res == -ECANCELED && s.failed ? s.failed : res;
-        op.request_done = true;
+        op.f.request_done = true;
         if (s.stream && !s.failed) s.failed = op.error;
     }
-    if (op.request_done && op.model == Model::two_step && op.on_sent) {
+    if (op.f.request_done && op.model == Model::two_step && op.on_sent) {
         SentHandler h = std::move(op.on_sent);
         h(SendResult{op.error ? op.error : static_cast<int>(op.done)});
     }
-    if (op.request_done) maybe_release(op);
+    if (op.f.request_done) maybe_release(op);
     if (s.chain_inflight == 0) pump(s);
 }
 
 void State::on_notification(Op& op, const io_uring_cqe& cqe) {
     ++op.sock->counters.notifications;
-    --op.notifs_pending;
+    --op.f.notifs_pending;
     // With REPORT_USAGE the kernel sets the COPIED bit when it copied instead; res is otherwise 0.
-    op.reported = true;
-    if (static_cast<std::uint32_t>(cqe.res) & IORING_NOTIF_USAGE_ZC_COPIED) op.copied = true;
-    else op.zero_copy = true;
+    op.f.reported = true;
+    if (static_cast<std::uint32_t>(cqe.res) & IORING_NOTIF_USAGE_ZC_COPIED) op.f.copied = true;
+    else op.f.zero_copy = true;
     maybe_release(op);
 }
 
@@ -852,7 +872,7 @@ void State::fail_socket(Socket& s, int err) {
     while (!s.queue.empty()) {
         Op* op = s.queue.pop_front();
         op->error = err;
-        op->request_done = true;
+        op->f.request_done = true;
         if (op->model == Model::two_step && op->on_sent) {
             SentHandler h = std::move(op->on_sent);
             h(SendResult{err});
@@ -862,8 +882,8 @@ void State::fail_socket(Socket& s, int err) {
 }
 
 void State::auto_learn(Socket& s, const Op& op) {
-    if (s.strategy != Strategy::automatic || !is_zero_copy(op.used) || !op.reported || op.error) return;
-    if (op.copied) {
+    if (s.strategy != Strategy::automatic || !is_zero_copy(op.used) || !op.f.reported || op.error) return;
+    if (op.f.copied) {
         if (!s.auto_copy_mode && ++s.copied_streak >= opt.auto_copied_streak) {
             // The kernel copies anyway (loopback, a device without scatter-gather): pinning pages
             // and waiting for notifications only costs. Copy, and look again now and then.
@@ -887,14 +907,14 @@ void State::release(Op& op) {
         SentHandler h = std::move(op.on_sent);
         h(SendResult{op.error ? op.error : static_cast<int>(op.done)});
     }
-    if (op.counted) {
+    if (op.f.counted) {
         s.inflight -= op.total;
         inflight -= op.total;
     }
     Usage usage = Usage::not_reported;
     if (op.used == Strategy::copy || op.used == Strategy::plain) usage = Usage::copied;
-    else if (op.copied) usage = Usage::copied;  // any part copied counts as copied
-    else if (op.zero_copy) usage = Usage::zero_copy;
+    else if (op.f.copied) usage = Usage::copied;  // any part copied counts as copied
+    else if (op.f.zero_copy) usage = Usage::zero_copy;
     if (op.error) {
         ++s.counters.errors;
     }
@@ -963,8 +983,8 @@ void State::drain_errqueue(Socket& s) {
                 const auto last = static_cast<std::uint32_t>(op->zc_id_end - 1);
                 if (static_cast<std::int32_t>(last - hi) > 0) break;  // not covered yet
                 s.zc_waiting.pop_front();
-                op->reported = true;
-                (copied ? op->copied : op->zero_copy) = true;
+                op->f.reported = true;
+                (copied ? op->f.copied : op->f.zero_copy) = true;
                 release(*op);
             }
         }

@@ -45,7 +45,9 @@ public:
     }
     Buffer(const Buffer&) = delete;
     Buffer& operator=(const Buffer&) = delete;
-    ~Buffer() { reset(); }
+    ~Buffer() {
+        if (home_) home_->give_back(home_, slot_);  // nothing else to clear: the handle is going
+    }
 
     // Wraps memory the caller owns and keeps alive until the buffer comes back (unregistered: the
     // kernel pins its pages per send). Dropping the handle gives nothing back anywhere.

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstring>
 #include <new>
 #include <type_traits>
 #include <utility>
@@ -46,7 +47,9 @@ public:
     }
     InplaceFunction(const InplaceFunction&) = delete;
     InplaceFunction& operator=(const InplaceFunction&) = delete;
-    ~InplaceFunction() { reset(); }
+    ~InplaceFunction() {
+        if (ops_ && ops_->destroy) ops_->destroy(storage_);
+    }
 
     explicit operator bool() const noexcept { return ops_ != nullptr; }
 
@@ -54,12 +57,15 @@ public:
 
     void reset() noexcept {
         if (ops_) {
-            ops_->destroy(storage_);
+            if (ops_->destroy) ops_->destroy(storage_);
             ops_ = nullptr;
         }
     }
 
 private:
+    // move_to / destroy are null for a trivially copyable callable (a lambda capturing pointers
+    // and integers, the usual handler): moving it is copying its bytes and dropping it is nothing,
+    // so a send's handler costs no indirect call until it runs.
     struct Ops {
         R (*invoke)(void*, Args&&...);
         void (*move_to)(void* from, void* to) noexcept;
@@ -67,18 +73,23 @@ private:
     };
 
     template <typename D>
+    static constexpr bool trivial = std::is_trivially_copyable_v<D> && std::is_trivially_destructible_v<D>;
+
+    template <typename D>
     static constexpr Ops ops_for{
         [](void* p, Args&&... args) -> R { return (*static_cast<D*>(p))(std::forward<Args>(args)...); },
-        [](void* from, void* to) noexcept {
-            ::new (to) D(std::move(*static_cast<D*>(from)));
-            static_cast<D*>(from)->~D();
-        },
-        [](void* p) noexcept { static_cast<D*>(p)->~D(); },
+        trivial<D> ? nullptr
+                   : +[](void* from, void* to) noexcept {
+                         ::new (to) D(std::move(*static_cast<D*>(from)));
+                         static_cast<D*>(from)->~D();
+                     },
+        trivial<D> ? nullptr : +[](void* p) noexcept { static_cast<D*>(p)->~D(); },
     };
 
     void take(InplaceFunction& other) noexcept {
         if (other.ops_) {
-            other.ops_->move_to(other.storage_, storage_);
+            if (other.ops_->move_to) other.ops_->move_to(other.storage_, storage_);
+            else std::memcpy(storage_, other.storage_, Capacity);
             ops_ = std::exchange(other.ops_, nullptr);
         }
     }

@@ -59,7 +59,10 @@ public:
     std::string describe() const;
 
     // A free SQE; submits what is queued when the SQ is full, so it never returns null.
-    io_uring_sqe* sqe();
+    io_uring_sqe* sqe() {
+        io_uring_sqe* s = io_uring_get_sqe(&ring_);
+        return s ? s : sqe_after_submit();
+    }
     // Makes room for `n` SQEs that must reach the kernel in one submission (a link chain split
     // across two submissions is two independent chains). Submits what is queued if needed.
     // Returns how many fit now: n, or fewer if n exceeds the SQ.
@@ -81,6 +84,7 @@ public:
 
 private:
     int dispatch_ready();
+    io_uring_sqe* sqe_after_submit();
 
     io_uring ring_{};
     unsigned features_ = 0;
