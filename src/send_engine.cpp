@@ -269,7 +269,7 @@ struct SendEngine::State {
                       ReleaseHandler&& on_release, NotifGroup* group);
     Strategy choose(Socket& s, const Buffer& b, std::optional<Strategy> override);
     [[gnu::noinline]] Op* wait_for_op(Socket& s);
-    [[gnu::cold]] void refuse(Socket& s, Buffer&& buffer, SentHandler& on_sent, ReleaseHandler& on_release,
+    [[gnu::cold, gnu::noinline]] void refuse(Socket& s, Buffer&& buffer, SentHandler& on_sent, ReleaseHandler& on_release,
                               NotifGroup* group, BufferChain* more);
     int refused_with = 0;              // why wait_for_op() gave up
 
@@ -611,8 +611,8 @@ void State::accept(SocketId id, Buffer&& buffer, Model model, SentHandler&& on_s
     op->sock = &s;
     op->seq = s.next_seq++;
     op->model = model;
-    op->on_sent = std::move(on_sent);
-    op->on_release = std::move(on_release);
+    if (on_sent) op->on_sent = std::move(on_sent);  // a free op's handlers are empty (put_op)
+    if (on_release) op->on_release = std::move(on_release);
     op->group = group;
     op->done = 0;
     op->f = {};
