@@ -89,6 +89,15 @@ struct BufferArena::Pool : BufferHome {
         }
     }
 
+    // The debug canary, out of take()'s way: a slab must come back exactly as back() poisoned it.
+    [[gnu::noinline]] void check_poison(std::uint32_t slot, const std::byte* data) noexcept {
+        const std::byte* end = data + slab_size;
+        if (std::find_if(data, end, [](std::byte b) { return b != poison_byte; }) != end) {
+            ++stats.poison_violations;
+            std::fprintf(stderr, "zcio: buffer slab %u was written after it was released\n", slot);
+        }
+    }
+
     // An orphaned pool goes with its last buffer; never while a quarantined slab may be read.
     void free_if_last() noexcept {
         if (orphaned && stats.quarantined == 0 && all_home()) {
@@ -192,13 +201,7 @@ Buffer BufferArena::take() noexcept {
     }
     const std::uint32_t slot = p.free_slots[--p.free_count];
     std::byte* data = p.base + std::size_t{slot} * p.slab_size;
-    if (p.poison) {
-        std::byte* end = data + p.slab_size;
-        if (std::find_if(data, end, [](std::byte b) { return b != poison_byte; }) != end) {
-            ++p.stats.poison_violations;
-            std::fprintf(stderr, "zcio: buffer slab %u was written after it was released\n", slot);
-        }
-    }
+    if (p.poison) p.check_poison(slot, data);
     ++p.stats.taken;
     // Nearly every arena is one table entry (<= 1 GiB): no division for it on the hot path.
     int index = -1;

@@ -244,8 +244,9 @@ struct SendEngine::State {
         ++ops_in_use;
         return op;
     }
-    void put_op(Op* op) {  // after release(), which moved the buffers out
-        op->on_sent.reset();
+    // After release(), which moved the buffers out and ran (so emptied) on_sent: what is left to
+    // drop is the release handler. (on_sent is not touched: a storage send never loads its line.)
+    void put_op(Op* op) {
         op->on_release.reset();
         op->sock = nullptr;  // a CQE for a free slot is then recognised as stray
         op->next = free_ops;
@@ -611,7 +612,7 @@ void State::accept(SocketId id, Buffer&& buffer, Model model, SentHandler&& on_s
     op->sock = &s;
     op->seq = s.next_seq++;
     op->model = model;
-    if (on_sent) op->on_sent = std::move(on_sent);  // a free op's handlers are empty (put_op)
+    if (on_sent) op->on_sent = std::move(on_sent);  // a free op's handlers are empty (release, put_op)
     if (on_release) op->on_release = std::move(on_release);
     op->group = group;
     op->done = 0;
@@ -924,7 +925,7 @@ void State::release(Op& op) {
     if (s.strategy == Strategy::automatic) auto_learn(s, op);
 
     Release r{op.error, op.done, usage, op.used, std::move(op.buffer), {}};
-    if (!op.more.empty()) r.more = std::move(op.more);
+    if (op.used == Strategy::sendmsg_zc && !op.more.empty()) r.more = std::move(op.more);  // gathered
     --s.ops;
     if (op.model == Model::group) {
         NotifGroup* group = op.group;
