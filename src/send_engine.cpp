@@ -305,13 +305,14 @@ struct SendEngine::State {
     static void on_errpoll(Completion* c, const io_uring_cqe& cqe);
     int dispatch_ready();
     void fire_group(NotifGroup& g);
-    // A send joins the group; the first one after its event starts a new round.
+    // A send joins the group's round; the first one after the round's event starts a new round.
     static void bind(NotifGroup& g) {
-        if (g.flushed_) {
-            g.flushed_ = false;
-            g.result_ = {};
-        }
+        if (g.fired_) new_round(g);
         ++g.pending_;
+    }
+    static void new_round(NotifGroup& g) {
+        g.fired_ = g.flushed_ = false;
+        g.result_ = {};
     }
     // One send's share of its group's result.
     static void tally(GroupResult& g, const Release& r) {
@@ -526,6 +527,8 @@ void SendEngine::send(SocketId id, BufferChain&& buffers, NotifGroup& group) {
 }
 
 void SendEngine::flush(NotifGroup& group) {
+    if (group.fired_) State::new_round(group);  // an empty round: its event says 0 sends
+    if (group.flushed_) return;                  // already closed: its one event is on its way
     group.flushed_ = true;
     if (group.pending_ == 0) s_->flushed_empty.push_back(&group);
 }
@@ -954,6 +957,7 @@ void State::release(Op& op) {
 }
 
 void State::fire_group(NotifGroup& g) {
+    g.fired_ = true;
     GroupResult result = g.result_;
     g.result_ = {};
     g.on_flushed_(result);
@@ -1019,7 +1023,7 @@ int State::dispatch_ready() {
     while (!flushed_empty.empty()) {
         NotifGroup* g = flushed_empty.back();
         flushed_empty.pop_back();
-        if (g->pending_ == 0 && g->flushed_) fire_group(*g);
+        if (g->pending_ == 0 && g->flushed_ && !g->fired_) fire_group(*g);
         ++n;
     }
     return n;

@@ -284,6 +284,48 @@ TEST(SendEngine, GroupGivesOneEventAfterEveryNotification) {
     EXPECT_EQ(checker.first_mismatch(), UINT64_MAX);
 }
 
+// A send bound after flush() but before the event joins that event; flushing twice gives one event;
+// after the event, the group starts a new round. No send is lost or counted twice.
+TEST(SendEngine, GroupRoundsNeitherLoseNorDoubleCountSends) {
+    zcio::Ring ring;
+    zcio::BufferArena arena(ring, {.slab_size = 4096, .slab_count = 16});
+    zcio::SendEngine engine(ring);
+    auto pair = zcio::test::udp_loopback_pair();
+    const auto sock = engine.add_socket(pair.sender.get(), {.strategy = zcio::Strategy::zc_fixed});
+    std::vector<std::uint32_t> events;  // sends per event
+    zcio::NotifGroup group([&](const zcio::GroupResult& g) { events.push_back(g.sends); });
+    auto send_one = [&] {
+        zcio::Buffer b = arena.take();
+        ASSERT_TRUE(b);
+        b.resize(1000);
+        engine.send(sock, std::move(b), group);
+    };
+    for (int i = 0; i < 3; ++i) send_one();
+    engine.flush(group);
+    engine.flush(group);  // a second flush of the same round: still one event
+    for (int i = 0; i < 2; ++i) send_one();  // before the event: they join this round
+    EXPECT_EQ(group.pending(), 5u);
+    ASSERT_EQ(engine.drain(5s), 0);
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0], 5u);
+
+    send_one();  // after the event: a new round, which waits for its own flush
+    ASSERT_EQ(engine.drain(5s), 0);
+    EXPECT_EQ(events.size(), 1u) << "no event for an unflushed round";
+    engine.flush(group);
+    engine.flush(group);
+    ASSERT_EQ(engine.drain(5s), 0);
+    ASSERT_EQ(events.size(), 2u);
+    EXPECT_EQ(events[1], 1u);
+
+    engine.flush(group);  // a round with no sends at all: its event says so, once
+    engine.flush(group);
+    ASSERT_EQ(engine.drain(5s), 0);
+    ASSERT_EQ(events.size(), 3u);
+    EXPECT_EQ(events[2], 0u);
+    EXPECT_EQ(arena.available(), arena.slab_count());
+}
+
 TEST(SendEngine, BackpressureBoundsBytesInFlightWhenThePeerStopsReading) {
     zcio::Ring ring;
     zcio::BufferArena arena(ring, {.slab_size = 64 << 10, .slab_count = 256});

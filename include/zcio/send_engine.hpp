@@ -94,7 +94,9 @@ struct GroupResult {
 
 // The talk's "slots + flush": sends bound to a group release their buffers back to their homes
 // (arena) silently; after flush(), the group's handler runs once, when the last of them is free.
-// The group must outlive its sends; after the handler ran it can be reused.
+// A send bound after flush() but before that event joins it (nothing is lost or counted twice;
+// flushing again meanwhile changes nothing); the first send or flush after the event starts a
+// new round. The group must outlive its sends.
 class NotifGroup {
 public:
     using Handler = InplaceFunction<void(const GroupResult&), 48>;
@@ -110,6 +112,7 @@ private:
     GroupResult result_{};
     std::uint32_t pending_ = 0;
     bool flushed_ = false;
+    bool fired_ = false;  // this round's event ran
 };
 
 struct Counters {
