@@ -122,20 +122,24 @@ int Ring::submit() {
 }
 
 int Ring::run(unsigned wait_nr, std::chrono::nanoseconds timeout) {
+    using Clock = std::chrono::steady_clock;
+    const bool timed = wait_nr > 0 && timeout.count() > 0;
+    // The timeout bounds the whole call: a wait that ends short of wait_nr (the kernel returns 0 at
+    // the timeout once some CQEs are there) is not started again with the full timeout.
+    const Clock::time_point deadline = timed ? Clock::now() + timeout : Clock::time_point{};
     int total = 0;
     for (;;) {
+        const unsigned want = wait_nr > static_cast<unsigned>(total) ? wait_nr - static_cast<unsigned>(total) : 0;
         int r;
-        if (wait_nr == 0) {
+        if (want == 0) {
             // Submit and, with DEFER_TASKRUN, run the deferred work that posts CQEs.
             r = io_uring_submit_and_get_events(&ring_);
-        } else if (timeout.count() > 0) {
-            __kernel_timespec ts{};
-            ts.tv_sec = static_cast<long long>(timeout.count() / 1'000'000'000);
-            ts.tv_nsec = static_cast<long long>(timeout.count() % 1'000'000'000);
-            io_uring_cqe* cqe = nullptr;
-            r = io_uring_submit_and_wait_timeout(&ring_, &cqe, wait_nr, &ts, nullptr);
+        } else if (timed) {
+            const auto left = deadline - Clock::now();
+            if (left.count() <= 0) return total > 0 ? total : -ETIME;
+            r = wait_once(want, left);
         } else {
-            r = io_uring_submit_and_wait(&ring_, wait_nr);
+            r = io_uring_submit_and_wait(&ring_, want);
         }
         if (r < 0 && r != -EINTR && r != -EBUSY && r != -ETIME && r != -EAGAIN) return r;
         const int n = dispatch_ready();
@@ -146,6 +150,35 @@ int Ring::run(unsigned wait_nr, std::chrono::nanoseconds timeout) {
         if (static_cast<unsigned>(total) >= wait_nr) return total;
         if (r == -ETIME) return total;
     }
+}
+
+// One io_uring_enter that waits at most `timeout` for `wait_nr` CQEs. liburing 2.3's
+// io_uring_submit_and_wait_timeout cannot be used for wait_nr > 1: when the timeout ends a wait
+// with fewer CQEs than asked, the kernel returns 0 (not -ETIME, since some are there) and liburing
+// enters again with the whole timeout, so the wait lasts up to twice as long (found with strace:
+// two 400 ms enters for one 400 ms poll).
+int Ring::wait_once(unsigned wait_nr, std::chrono::nanoseconds timeout) {
+    __kernel_timespec ts{};
+    ts.tv_sec = static_cast<long long>(timeout.count() / 1'000'000'000);
+    ts.tv_nsec = static_cast<long long>(timeout.count() % 1'000'000'000);
+    if ((features_ & IORING_FEAT_EXT_ARG) == 0) {  // before 5.11: liburing's timeout SQE path
+        io_uring_cqe* cqe = nullptr;
+        return io_uring_submit_and_wait_timeout(&ring_, &cqe, wait_nr, &ts, nullptr);
+    }
+    if (io_uring_sq_ready(&ring_) > 0) {
+        const int s = io_uring_submit(&ring_);
+        if (s < 0) return s;
+    }
+    io_uring_getevents_arg arg{};
+    arg.ts = reinterpret_cast<std::uintptr_t>(&ts);
+    unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
+    int fd = ring_.ring_fd;
+    if (ring_fd_registered_) {
+        flags |= IORING_ENTER_REGISTERED_RING;
+        fd = ring_.enter_ring_fd;
+    }
+    return io_uring_enter2(static_cast<unsigned>(fd), 0, wait_nr, flags, reinterpret_cast<sigset_t*>(&arg),
+                           sizeof arg);
 }
 
 int Ring::dispatch_ready() {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include "uring_compat.hpp"
 #include "zcio/error.hpp"
 
@@ -82,6 +84,20 @@ TEST(Ring, RejectsACompletionQueueSmallerThanTheSubmissionQueue) {
 TEST(Ring, RunTimesOutWhenNothingCompletes) {
     zcio::Ring ring;
     EXPECT_EQ(ring.run(1, std::chrono::milliseconds(20)), -ETIME);
+}
+
+TEST(Ring, RunWaitsNoLongerThanItsTimeoutWhenFewerCompletionsArrive) {
+    // Two asked for, one comes: at the timeout the kernel returns 0 (a CQE is there). liburing
+    // 2.3's submit_and_wait_timeout then waits again with the whole timeout; run() must not.
+    zcio::Ring ring;
+    Nop a;
+    prep_nop(ring, a);
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(ring.run(2, std::chrono::milliseconds(300)), 1);
+    const auto took = std::chrono::steady_clock::now() - t0;
+    EXPECT_EQ(a.calls, 1);
+    EXPECT_GE(took, std::chrono::milliseconds(250));
+    EXPECT_LT(took, std::chrono::milliseconds(500)) << "the wait was started again after its timeout";
 }
 
 }  // namespace

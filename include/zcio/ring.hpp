@@ -85,6 +85,7 @@ public:
 private:
     int dispatch_ready();
     io_uring_sqe* sqe_after_submit();
+    int wait_once(unsigned wait_nr, std::chrono::nanoseconds timeout);
 
     io_uring ring_{};
     unsigned features_ = 0;
