@@ -1,5 +1,6 @@
 #include "uring_receiver.hpp"
 
+#include <algorithm>
 #include <cerrno>
 
 #include "uring_compat.hpp"
@@ -201,14 +202,19 @@ int UringReceiver::poll(std::chrono::nanoseconds timeout) {
     delivered_ = drain_backlog();
     if (zcrx_) zcrx_->flush();
     rearm_starved();
+    // With DEFER_TASKRUN the kernel wakes a waiter once as many sockets have data pending as it
+    // asked for (a multishot recv queues one work item per readable socket, however much arrives).
+    // Asking for more than the connections armed can never be met that way: the wait would always
+    // run to batch_wait while a sender sits on a full window (one bulk stream: the sending core
+    // idled half the time). So never wait for more completions than there are connections.
+    const auto batch = static_cast<unsigned>(std::min<std::size_t>(wait_batch_, std::max<std::size_t>(1, connections())));
     int r = 0;
     if (timeout.count() <= 0 || delivered_ > 0) {
         r = enter(0, {});
-    } else if (wait_batch_ > 1 && batch_wait_.count() > 0 && timeout > batch_wait_) {
-        // Batch: wake after wait_batch completions, or after batch_wait with what there is
-        // (with DEFER_TASKRUN the kernel counts pending work against wait_nr and sleeps until then).
+    } else if (batch > 1 && batch_wait_.count() > 0 && timeout > batch_wait_) {
+        // Batch: wake after `batch` completions, or after batch_wait with what there is.
         // Nothing at all by then: wait for the first, as long as the caller allows.
-        r = enter(wait_batch_, batch_wait_);
+        r = enter(batch, batch_wait_);
         if (r == -ETIME && delivered_ == 0) r = enter(1, timeout - batch_wait_);
     } else {
         r = enter(1, timeout);

@@ -343,6 +343,30 @@ TEST_P(RingReceiver, RemovedConnectionGetsNoMoreEvents) {
     EXPECT_EQ(rx->remove(a), -ENOENT);
 }
 
+TEST_P(RingReceiver, OneConnectionIsNotHeldForTheBatchWait) {
+    // A waiting poll asks for up to wait_batch completions, but never more than the connections it
+    // receives on: the kernel wakes a waiter per readable socket, so with one connection a batch
+    // of 8 could only end at batch_wait, while the data (and a sender facing a full window) waits.
+    auto rx = zcio::make_receiver({.strategy = GetParam(), .wait_batch = 8, .batch_wait = 400ms});
+    t::TcpListener listener;
+    auto [client, server] = listener.connect_pair();
+    std::uint64_t got = 0;
+    rx->on_event([&](zcio::RecvEvent&& ev) { got += ev.data.size(); });
+    ASSERT_GE(rx->add(server.get()), 0);
+    ASSERT_EQ(rx->poll(0ms), 0);  // the receive is armed before anything is sent
+    std::vector<std::byte> data(512);
+    t::SenderThread sender([] {}, [&, fd = client.get()] {
+        std::this_thread::sleep_for(20ms);  // the receiver is asleep in its wait by then
+        t::send_all(fd, data);
+    });
+    const auto t0 = std::chrono::steady_clock::now();
+    while (got < data.size() && std::chrono::steady_clock::now() - t0 < 5s) ASSERT_GE(rx->poll(2s), 0);
+    const auto waited = std::chrono::steady_clock::now() - t0;
+    sender.join();
+    EXPECT_EQ(got, data.size());
+    EXPECT_LT(waited, 200ms) << "the wait ran towards batch_wait (400 ms) for completions one connection cannot make";
+}
+
 INSTANTIATE_TEST_SUITE_P(Recv, RingReceiver, ::testing::Values(RecvStrategy::multishot, RecvStrategy::bundle),
                          [](const auto& p) { return std::string(zcio::to_string(p.param)); });
 

@@ -72,10 +72,10 @@ struct ReceiverOptions {
     bool incremental = false;            // multishot: IOU_PBUF_RING_INC where the kernel has it
     std::uint32_t ring_entries = 256;    // io_uring SQ size (CQ is 8x)
     // io_uring strategies: a waiting poll() asks the kernel for up to `wait_batch` completions per
-    // io_uring_enter (never more than the connections armed), but waits for more than one at most
-    // `batch_wait`; then it takes what has arrived, or goes on waiting for the first. Fewer
-    // wake-ups and syscalls, bigger batches, at most `batch_wait` of added latency. 1: wake on the
-    // first completion.
+    // io_uring_enter (never more than the connections it receives on: one stream's data is taken
+    // as soon as it arrives), but waits for more than one at most `batch_wait`; then it takes what
+    // has arrived, or goes on waiting for the first. Fewer wake-ups and syscalls, bigger batches,
+    // at most `batch_wait` of added latency. 1: wake on the first completion.
     std::uint32_t wait_batch = 8;
     std::chrono::microseconds batch_wait{50};
     std::uint16_t buffer_group = 0;
