@@ -4,14 +4,30 @@
 //     time; plain recv() into 128 KiB vs multishot vs bundle.
 // (b) many connections: 64/256 loopback TCP connections (TCP_NODELAY) fed 512 B / 4 KiB messages
 //     round-robin by an io_uring sender on the other core; one receiving thread.
-// Reported per case: receive throughput, receiver CPU per GB, receive syscalls per MB; a summary
-// table of medians and ratios to plain is printed at the end.
+// Reported per case: receive throughput, receiver CPU per GB, receive syscalls per MB, bytes per
+// read (per recv() or per completion), how often the receiver slept and was preempted, and how busy
+// each side's core was; a summary table of medians and ratios to plain is printed at the end.
+//
+// What decides the small-message cases (measured, see README "Receive"): every read that drains a
+// socket makes TCP send an ACK, and on loopback sending and processing that ACK is most of the
+// receiver's CPU. So CPU per GB follows bytes per read, for every strategy alike. A receiver that
+// keeps up reads one message at a time; one that was delayed (another process on its core) finds
+// several queued and reads them at once, for a third of the CPU per byte. The rx/tx busy and
+// preempted columns show which regime a repetition ran in: compare strategies only within one.
+//
+// In the bulk cases the sender is the bottleneck (tx busy ~100 %): a repetition where it is not
+// was held up by flow control (rcvbuf_KiB/sndbuf_KiB: the buffers autotuning left).
+//
+// Knobs: --wait_batch=N --batch_wait_us=N (the receiver's batched wait), --many_buffers=N
+// --many_buffer_size=B --incremental=1 (the buffer ring of the many-connection cases),
+// --many_iterations=N, --sockbuf_kib=N (fixed SO_SNDBUF/SO_RCVBUF for every strategy).
 #include <benchmark/benchmark.h>
 #include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,13 +60,34 @@ void pin_to_cpu(int cpu) {
     pthread_setaffinity_np(pthread_self(), sizeof set, &set);
 }
 
-double thread_cpu_seconds() {
-    timespec ts{};
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
+// The calling thread's CPU time, the times it went to sleep (voluntary context switches) and the
+// times another task took its core (involuntary), and the wall clock.
+struct ThreadClock {
+    double cpu_s = 0, wall_s = 0;
+    long sleeps = 0, preempted = 0;
+
+    static ThreadClock now() {
+        ThreadClock c;
+        timespec ts{};
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        c.cpu_s = static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+        c.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+        rusage ru{};
+        ::getrusage(RUSAGE_THREAD, &ru);
+        c.sleeps = ru.ru_nvcsw;
+        c.preempted = ru.ru_nivcsw;
+        return c;
+    }
+    ThreadClock operator-(const ThreadClock& o) const {
+        return {cpu_s - o.cpu_s, wall_s - o.wall_s, sleeps - o.sleeps, preempted - o.preempted};
+    }
+    double busy() const { return wall_s > 0 ? cpu_s / wall_s : 0; }
+};
 
 void die(const char* what) { throw std::runtime_error(std::string(what) + ": " + std::strerror(errno)); }
+
+// Fixed socket buffers for every strategy (--sockbuf_kib=N; 0: the kernel autotunes).
+int sockbuf_kib = 0;
 
 // n connected loopback TCP pairs: {senders, receivers}.
 std::pair<std::vector<zcio::UniqueFd>, std::vector<zcio::UniqueFd>> tcp_pairs(int n, bool nodelay) {
@@ -67,6 +104,11 @@ std::pair<std::vector<zcio::UniqueFd>, std::vector<zcio::UniqueFd>> tcp_pairs(in
         if (::connect(c.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) die("connect");
         zcio::UniqueFd s(::accept4(l.get(), nullptr, nullptr, SOCK_CLOEXEC));
         if (!s) die("accept");
+        if (sockbuf_kib > 0) {
+            const int bytes = sockbuf_kib << 10;
+            ::setsockopt(c.get(), SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
+            ::setsockopt(s.get(), SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+        }
         if (nodelay) {
             int one = 1;
             ::setsockopt(c.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -80,6 +122,19 @@ std::pair<std::vector<zcio::UniqueFd>, std::vector<zcio::UniqueFd>> tcp_pairs(in
 // Batching knobs under test (--wait_batch=N, --batch_wait_us=N; defaults: the library's).
 std::uint32_t wait_batch = zcio::ReceiverOptions{}.wait_batch;
 long batch_wait_us = zcio::ReceiverOptions{}.batch_wait.count();
+// Buffer ring of the bulk cases (--bulk_buffers=N --bulk_buffer_size=B): reads as large as plain's
+// 128 KiB recv(). With 64 KiB buffers a multishot read took half as much per recvmsg, so TCP acked
+// twice as often and the receiver spent 4-29 % more CPU per GB than plain for the same bytes.
+std::uint32_t bulk_buffers = 32;
+std::uint32_t bulk_buffer_size = 128 << 10;
+// Buffer ring of the many-connection cases (--many_buffers=N --many_buffer_size=B --incremental=1).
+std::uint32_t many_buffers = 1024;
+std::uint32_t many_buffer_size = 16 << 10;
+bool incremental = false;
+// Iterations (8 MB each) per repetition of a many-connection case (--many_iterations=N). Short
+// repetitions (32 MB, ~0.2 s) each landed in one of the two regimes below at random, so a median
+// of three compared luck; 96 MB per repetition gives steadier medians.
+std::int64_t many_iterations = 12;
 
 zcio::ReceiverOptions options_for(RecvStrategy s, bool bulk, int conns) {
     zcio::ReceiverOptions o;
@@ -91,22 +146,27 @@ zcio::ReceiverOptions options_for(RecvStrategy s, bool bulk, int conns) {
         o.buffer_count = 16;
         o.buffer_size = 128 << 10;  // the classic recv() into 128 KiB
     } else if (bulk) {
-        o.buffer_count = 64;
-        o.buffer_size = 64 << 10;
+        o.buffer_count = bulk_buffers;
+        o.buffer_size = bulk_buffer_size;
     } else {
-        o.buffer_count = 1024;
-        o.buffer_size = 16 << 10;
+        o.buffer_count = many_buffers;
+        o.buffer_size = many_buffer_size;
+        o.incremental = incremental;
     }
     return o;
 }
 
 struct Sample {
     double bytes_per_s, cpu_s_per_gb, syscalls_per_mb;
+    double kib_per_read;  // bytes per recv() / per buffer delivered
+    double rx_busy;       // receiving thread CPU / wall
+    double tx_busy = 0;   // sending thread CPU / wall (set once the sender has stopped)
 };
 std::map<std::string, std::vector<Sample>> samples;  // by case name, one per repetition
 
 // Receives `per_iter` bytes per benchmark iteration; the sender keeps the pipe full meanwhile.
-void receive_loop(benchmark::State& state, zcio::Receiver& rx, std::uint64_t per_iter, const std::string& key) {
+// Returns the repetition's sample (the caller adds the sender's figures).
+Sample& receive_loop(benchmark::State& state, zcio::Receiver& rx, std::uint64_t per_iter, const std::string& key) {
     std::uint64_t got = 0;
     bool broken = false;
     rx.on_event([&](zcio::RecvEvent&& ev) {
@@ -114,8 +174,7 @@ void receive_loop(benchmark::State& state, zcio::Receiver& rx, std::uint64_t per
         else broken = true;
     });
     const zcio::RecvCounters before = rx.counters();
-    const double cpu0 = thread_cpu_seconds();
-    const auto t0 = std::chrono::steady_clock::now();
+    const ThreadClock t0 = ThreadClock::now();
     std::uint64_t target = 0;
     for (auto _ : state) {
         target += per_iter;
@@ -125,22 +184,49 @@ void receive_loop(benchmark::State& state, zcio::Receiver& rx, std::uint64_t per
             break;
         }
     }
-    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const double cpu = thread_cpu_seconds() - cpu0;
+    const ThreadClock t = ThreadClock::now() - t0;
     const zcio::RecvCounters after = rx.counters();
     const double mb = static_cast<double>(got) / 1e6;
     const double syscalls = static_cast<double>(after.syscalls() - before.syscalls());
-    Sample s{static_cast<double>(got) / wall, cpu / (mb / 1e3), syscalls / mb};
+    const double reads = static_cast<double>(std::max<std::uint64_t>(1, after.buffers - before.buffers));
+    Sample s{static_cast<double>(got) / t.wall_s, t.cpu_s / (mb / 1e3), syscalls / mb,
+             static_cast<double>(got) / 1024.0 / reads, t.busy()};
     state.counters["MB/s"] = s.bytes_per_s / 1e6;
     state.counters["cpu_ms/GB"] = s.cpu_s_per_gb * 1e3;
     state.counters["syscalls/MB"] = s.syscalls_per_mb;
+    state.counters["KiB/read"] = s.kib_per_read;
+    state.counters["rx_busy"] = s.rx_busy;
+    state.counters["rx_sleeps/MB"] = static_cast<double>(t.sleeps) / mb;
+    state.counters["rx_preempted/MB"] = static_cast<double>(t.preempted) / mb;
     state.counters["rearms/MB"] = static_cast<double>(after.rearms - before.rearms) / mb;
-    state.counters["KiB/buffer"] =
-        static_cast<double>(got) / 1024.0 / static_cast<double>(std::max<std::uint64_t>(1, after.buffers - before.buffers));
     state.SetBytesProcessed(static_cast<std::int64_t>(got));
     state.SetLabel(std::string(zcio::to_string(rx.strategy())));
     samples[key].push_back(s);
+    return samples[key].back();
 }
+
+// Socket buffer sizes the connection ended with (autotuning grows them with the reads it sees).
+void report_socket_buffers(benchmark::State& state, int tx_fd, int rx_fd) {
+    int v = 0;
+    socklen_t len = sizeof v;
+    ::getsockopt(rx_fd, SOL_SOCKET, SO_RCVBUF, &v, &len);
+    state.counters["rcvbuf_KiB"] = v / 1024.0;
+    len = sizeof v;
+    ::getsockopt(tx_fd, SOL_SOCKET, SO_SNDBUF, &v, &len);
+    state.counters["sndbuf_KiB"] = v / 1024.0;
+}
+
+// What the sending thread reports once it stops.
+struct SenderClock {
+    ThreadClock used;
+    void start() { used = ThreadClock::now(); }
+    void stop() { used = ThreadClock::now() - used; }
+    void report(benchmark::State& state, Sample& s) const {
+        s.tx_busy = used.busy();
+        state.counters["tx_busy"] = s.tx_busy;
+        state.counters["tx_preempted"] = static_cast<double>(used.preempted);
+    }
+};
 
 // (a) one bulk stream.
 void BM_Bulk(benchmark::State& state, RecvStrategy strategy) {
@@ -150,17 +236,22 @@ void BM_Bulk(benchmark::State& state, RecvStrategy strategy) {
     auto rx = zcio::make_receiver(options_for(strategy, true, 1));
     if (rx->add(rxfd[0].get()) < 0) return state.SkipWithError("add failed");
     std::atomic<bool> stop{false};
+    SenderClock tx_clock;
     std::thread sender([&, fd = tx[0].get()] {
         pin_to_cpu(1);
+        tx_clock.start();
         std::vector<char> buf(write_size, 'x');
         while (!stop.load(std::memory_order_relaxed))
             if (::send(fd, buf.data(), buf.size(), MSG_NOSIGNAL) < 0) break;
+        tx_clock.stop();
     });
-    receive_loop(state, *rx, 32 << 20, "bulk " + std::to_string(write_size >> 10) + "K " +
+    Sample& sample = receive_loop(state, *rx, 32 << 20, "bulk " + std::to_string(write_size >> 10) + "K " +
                                            std::string(zcio::to_string(strategy)));
     stop = true;
     ::shutdown(tx[0].get(), SHUT_RDWR);  // unblocks a sender stuck in send()
     sender.join();
+    tx_clock.report(state, sample);
+    report_socket_buffers(state, tx[0].get(), rxfd[0].get());
 }
 
 // (b) many connections, small messages, an io_uring sender so the sender is not the bottleneck.
@@ -173,8 +264,10 @@ void BM_ManyConnections(benchmark::State& state, RecvStrategy strategy) {
     for (auto& fd : rxfd)
         if (rx->add(fd.get()) < 0) return state.SkipWithError("add failed");
     std::atomic<bool> stop{false};
+    SenderClock tx_clock;
     std::thread sender([&] {
         pin_to_cpu(1);
+        tx_clock.start();
         io_uring ring;
         if (io_uring_queue_init(static_cast<unsigned>(conns) * 2, &ring, 0) != 0) return;
         std::vector<char> buf(msg, 'y');
@@ -193,12 +286,15 @@ void BM_ManyConnections(benchmark::State& state, RecvStrategy strategy) {
             if (failed) break;
         }
         io_uring_queue_exit(&ring);
+        tx_clock.stop();
     });
-    receive_loop(state, *rx, 8 << 20, "conns " + std::to_string(conns) + " msg " + std::to_string(msg) + " " +
+    Sample& sample = receive_loop(state, *rx, 8 << 20, "conns " + std::to_string(conns) + " msg " + std::to_string(msg) + " " +
                                           std::string(zcio::to_string(strategy)));
     stop = true;
     for (auto& fd : tx) ::shutdown(fd.get(), SHUT_RDWR);
     sender.join();
+    tx_clock.report(state, sample);
+    report_socket_buffers(state, tx[0].get(), rxfd[0].get());
 }
 
 void register_all() {
@@ -210,7 +306,7 @@ void register_all() {
             ->Iterations(24)->Unit(benchmark::kMillisecond)->UseRealTime();
         benchmark::RegisterBenchmark(("many/" + n).c_str(), BM_ManyConnections, s)
             ->Args({64, 512})->Args({64, 4096})->Args({256, 512})->Args({256, 4096})
-            ->Iterations(4)->Unit(benchmark::kMillisecond)->UseRealTime();
+            ->Iterations(many_iterations)->Unit(benchmark::kMillisecond)->UseRealTime();
     }
 }
 
@@ -220,40 +316,51 @@ double median(std::vector<double> v) {
 }
 
 void print_summary() {
-    std::printf("\n%-26s %10s %8s %11s %8s %12s %8s\n", "case (median of reps)", "MB/s", "x plain",
-                "cpu ms/GB", "x plain", "syscalls/MB", "x plain");
+    std::printf("\n%-26s %8s %7s %10s %7s %11s %7s %9s %7s %7s\n", "case (median of reps)", "MB/s", "x plain",
+                "cpu ms/GB", "x plain", "syscalls/MB", "x plain", "KiB/read", "rx busy", "tx busy");
     for (const auto& [key, v] : samples) {
-        std::vector<double> bps, cpu, sys;
-        for (const auto& s : v) {
-            bps.push_back(s.bytes_per_s);
-            cpu.push_back(s.cpu_s_per_gb);
-            sys.push_back(s.syscalls_per_mb);
-        }
         const std::string base_key = key.substr(0, key.rfind(' ')) + " plain";
         const auto base = samples.find(base_key);
-        auto ratio = [&](double x, auto field) -> double {
-            if (base == samples.end()) return 0;
-            std::vector<double> b;
-            for (const auto& s : base->second) b.push_back(s.*field);
-            const double m = median(b);
-            return m > 0 ? x / m : 0;
+        auto med = [](const std::vector<Sample>& of, double Sample::*field) {
+            std::vector<double> x;
+            for (const auto& s : of) x.push_back(s.*field);
+            return median(std::move(x));
         };
-        const double mbps = median(bps), c = median(cpu), sc = median(sys);
-        std::printf("%-26s %10.0f %8.2f %11.1f %8.2f %12.1f %8.2f\n", key.c_str(), mbps / 1e6,
-                    ratio(mbps, &Sample::bytes_per_s), c * 1e3, ratio(c, &Sample::cpu_s_per_gb), sc,
-                    ratio(sc, &Sample::syscalls_per_mb));
+        auto ratio = [&](double Sample::*field) -> double {
+            const double b = base == samples.end() ? 0 : med(base->second, field);
+            return b > 0 ? med(v, field) / b : 0;
+        };
+        std::printf("%-26s %8.0f %7.2f %10.1f %7.2f %11.1f %7.2f %9.2f %6.0f%% %6.0f%%\n", key.c_str(),
+                    med(v, &Sample::bytes_per_s) / 1e6, ratio(&Sample::bytes_per_s),
+                    med(v, &Sample::cpu_s_per_gb) * 1e3, ratio(&Sample::cpu_s_per_gb),
+                    med(v, &Sample::syscalls_per_mb), ratio(&Sample::syscalls_per_mb),
+                    med(v, &Sample::kib_per_read), med(v, &Sample::rx_busy) * 100, med(v, &Sample::tx_busy) * 100);
     }
 }
 
 }  // namespace
 
+// "--name=N": sets `out` to N and returns true.
+template <typename T>
+bool numeric_flag(const std::string& arg, const std::string& name, T& out) {
+    if (arg.rfind(name, 0) != 0) return false;
+    out = static_cast<T>(std::stoll(arg.substr(name.size())));
+    return true;
+}
+
 int main(int argc, char** argv) {
     int kept = 1;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
-        if (a.rfind("--wait_batch=", 0) == 0) wait_batch = static_cast<std::uint32_t>(std::stoul(a.substr(13)));
-        else if (a.rfind("--batch_wait_us=", 0) == 0) batch_wait_us = std::stol(a.substr(16));
-        else argv[kept++] = argv[i];
+        const bool ours = numeric_flag(a, "--wait_batch=", wait_batch) || numeric_flag(a, "--batch_wait_us=", batch_wait_us) ||
+                          numeric_flag(a, "--bulk_buffers=", bulk_buffers) ||
+                          numeric_flag(a, "--bulk_buffer_size=", bulk_buffer_size) ||
+                          numeric_flag(a, "--many_buffers=", many_buffers) ||
+                          numeric_flag(a, "--many_buffer_size=", many_buffer_size) ||
+                          numeric_flag(a, "--incremental=", incremental) ||
+                          numeric_flag(a, "--many_iterations=", many_iterations) ||
+                          numeric_flag(a, "--sockbuf_kib=", sockbuf_kib);
+        if (!ours) argv[kept++] = argv[i];
     }
     argc = kept;
     std::printf("receiver batching: wait_batch %u, batch_wait %ld us\n", wait_batch, batch_wait_us);
