@@ -195,18 +195,29 @@ BufferArena::~BufferArena() {
 
 Buffer BufferArena::take() noexcept {
     Pool& p = *pool_;
+    if (p.free_count == 0 || p.poison) [[unlikely]] return take_slow();
+    return hand_out(p.free_slots[--p.free_count]);
+}
+
+// Exhausted (counted), or the debug canary is on (checked before the slab goes out).
+Buffer BufferArena::take_slow() noexcept {
+    Pool& p = *pool_;
     if (p.free_count == 0) {
         ++p.stats.exhausted;
         return {};
     }
     const std::uint32_t slot = p.free_slots[--p.free_count];
-    std::byte* data = p.base + std::size_t{slot} * p.slab_size;
-    if (p.poison) p.check_poison(slot, data);
+    p.check_poison(slot, p.base + std::size_t{slot} * p.slab_size);
+    return hand_out(slot);
+}
+
+Buffer BufferArena::hand_out(std::uint32_t slot) noexcept {
+    Pool& p = *pool_;
     ++p.stats.taken;
     // Nearly every arena is one table entry (<= 1 GiB): no division for it on the hot path.
     int index = -1;
     if (p.registered) index = p.slab_count <= p.slabs_per_entry ? 0 : static_cast<int>(slot / p.slabs_per_entry);
-    return Buffer(&p, slot, data, p.slab_size, index);
+    return Buffer(&p, slot, p.base + std::size_t{slot} * p.slab_size, p.slab_size, index);
 }
 
 std::size_t BufferArena::slab_size() const noexcept { return pool_->slab_size; }
