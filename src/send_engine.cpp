@@ -262,10 +262,12 @@ struct SendEngine::State {
     }
 
     // ---- send(): accept --------------------------------------------------------------------
-    // Handlers by reference: each InplaceFunction move is an indirect call; move them once, into the op.
-    // `more`: the rest of a gathered send (null for a single buffer: no chain on the hot path).
-    void accept(SocketId id, Buffer&& buffer, Model model, SentHandler&& on_sent, ReleaseHandler&& on_release,
-                NotifGroup* group, std::optional<Strategy> override, BufferChain* more = nullptr);
+    // Handlers by reference: moved once, into the op. `more`: the rest of a gathered send (null for
+    // a single buffer). Inlined into each public send(): one call per send, and the model's
+    // constants fold away.
+    [[gnu::always_inline]] inline void accept(SocketId id, Buffer&& buffer, Model model, SentHandler&& on_sent,
+                                              ReleaseHandler&& on_release, NotifGroup* group,
+                                              std::optional<Strategy> override, BufferChain* more = nullptr);
     void accept_chain(SocketId id, BufferChain&& chain, Model model, SentHandler&& on_sent,
                       ReleaseHandler&& on_release, NotifGroup* group);
     Strategy choose(Socket& s, const Buffer& b, std::optional<Strategy> override);
