@@ -193,6 +193,15 @@ BufferArena::~BufferArena() {
     }
 }
 
+Buffer BufferArena::hand_out(std::uint32_t slot) noexcept {
+    Pool& p = *pool_;
+    ++p.stats.taken;
+    // Nearly every arena is one table entry (<= 1 GiB): no division for it on the hot path.
+    int index = -1;
+    if (p.registered) index = p.slab_count <= p.slabs_per_entry ? 0 : static_cast<int>(slot / p.slabs_per_entry);
+    return Buffer(&p, slot, p.base + std::size_t{slot} * p.slab_size, p.slab_size, index);
+}
+
 Buffer BufferArena::take() noexcept {
     Pool& p = *pool_;
     if (p.free_count == 0 || p.poison) [[unlikely]] return take_slow();
@@ -209,15 +218,6 @@ Buffer BufferArena::take_slow() noexcept {
     const std::uint32_t slot = p.free_slots[--p.free_count];
     p.check_poison(slot, p.base + std::size_t{slot} * p.slab_size);
     return hand_out(slot);
-}
-
-Buffer BufferArena::hand_out(std::uint32_t slot) noexcept {
-    Pool& p = *pool_;
-    ++p.stats.taken;
-    // Nearly every arena is one table entry (<= 1 GiB): no division for it on the hot path.
-    int index = -1;
-    if (p.registered) index = p.slab_count <= p.slabs_per_entry ? 0 : static_cast<int>(slot / p.slabs_per_entry);
-    return Buffer(&p, slot, p.base + std::size_t{slot} * p.slab_size, p.slab_size, index);
 }
 
 std::size_t BufferArena::slab_size() const noexcept { return pool_->slab_size; }

@@ -38,7 +38,7 @@ public:
     Buffer(Buffer&& o) noexcept { steal(o); }
     Buffer& operator=(Buffer&& o) noexcept {
         if (this != &o) {
-            reset();
+            if (home_) home_->give_back(home_, slot_);  // steal() overwrites every field
             steal(o);
         }
         return *this;

@@ -67,7 +67,7 @@ public:
 private:
     BufferArena(Ring* ring, const ArenaOptions& options);
     Buffer take_slow() noexcept;
-    Buffer hand_out(std::uint32_t slot) noexcept;
+    [[gnu::always_inline]] inline Buffer hand_out(std::uint32_t slot) noexcept;
     struct Pool;
     // The pool outlives the arena if buffers are still out when it goes (a release still to come):
     // the last buffer back then frees it. No handle ever points at freed memory.
