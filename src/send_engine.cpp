@@ -102,7 +102,7 @@ enum class Model : std::uint8_t { two_step, storage, group };
 struct Socket;
 
 // One send, from send() to release. Lives in the engine's slab of operations, allocated once.
-// What every send touches comes first (two cache lines); the gather and MSG_ZEROCOPY state last.
+// What every send touches comes first (three cache lines); the gather and MSG_ZEROCOPY state last.
 struct Op : Completion {
     SendEngine::State* engine = nullptr;
     Op* next = nullptr;  // free list, socket queue, or ready list: an op is on at most one
@@ -271,10 +271,9 @@ struct SendEngine::State {
     void accept_chain(SocketId id, BufferChain&& chain, Model model, SentHandler&& on_sent,
                       ReleaseHandler&& on_release, NotifGroup* group);
     Strategy choose(Socket& s, const Buffer& b, std::optional<Strategy> override);
-    [[gnu::noinline]] Op* wait_for_op(Socket& s);
-    [[gnu::cold, gnu::noinline]] void refuse(Socket& s, Buffer&& buffer, SentHandler& on_sent, ReleaseHandler& on_release,
-                              NotifGroup* group, BufferChain* more);
-    int refused_with = 0;              // why wait_for_op() gave up
+    [[gnu::noinline]] Op* wait_for_op(Socket& s, int& refused);
+    [[gnu::cold, gnu::noinline]] void refuse(Socket& s, int err, Buffer&& buffer, SentHandler& on_sent,
+                                             ReleaseHandler& on_release, NotifGroup* group, BufferChain* more);
 
     // ---- submission ---------------------------------------------------------------------------
     void pump(Socket& s);
@@ -563,10 +562,10 @@ Strategy State::choose(Socket& s, const Buffer& b, std::optional<Strategy> overr
 
 // Every slot is in use: drive the loop until a release frees one, but not from inside a
 // completion handler (the CQEs being walked are ours) and not forever (a peer that never reads
-// would hang us). Null: the send must be refused (refuse() says why).
-Op* State::wait_for_op(Socket& s) {
+// would hang us). Null: the send must be refused, for the reason left in `refused`.
+Op* State::wait_for_op(Socket& s, int& refused) {
     if (ring.dispatching()) {
-        refused_with = -ENOBUFS;
+        refused = -ENOBUFS;
         return nullptr;
     }
     const auto deadline = std::chrono::steady_clock::now() + opt.send_wait_timeout;
@@ -579,16 +578,15 @@ Op* State::wait_for_op(Socket& s) {
         }
         if (Op* op = take_op()) return op;
         if (std::chrono::steady_clock::now() >= deadline) {
-            refused_with = -ETIMEDOUT;
+            refused = -ETIMEDOUT;
             return nullptr;
         }
     }
 }
 
 // A send that got no slot: the buffer goes straight back, in the caller's hands, with the reason.
-void State::refuse(Socket& s, Buffer&& buffer, SentHandler& on_sent, ReleaseHandler& on_release, NotifGroup* group,
-                   BufferChain* more) {
-    const int err = refused_with;
+void State::refuse(Socket& s, int err, Buffer&& buffer, SentHandler& on_sent, ReleaseHandler& on_release,
+                   NotifGroup* group, BufferChain* more) {
     ++s.counters.errors;
     Release r{err, 0, Usage::not_reported, s.strategy, std::move(buffer), {}};
     if (more) r.more = std::move(*more);
@@ -608,9 +606,10 @@ void State::accept(SocketId id, Buffer&& buffer, Model model, SentHandler&& on_s
     Socket& s = socket(id);
     Op* op = take_op();
     if (!op) [[unlikely]] {
-        op = wait_for_op(s);
+        int refused = 0;
+        op = wait_for_op(s, refused);
         if (!op) {
-            refuse(s, std::move(buffer), on_sent, on_release, group, more);
+            refuse(s, refused, std::move(buffer), on_sent, on_release, group, more);
             return;
         }
     }
