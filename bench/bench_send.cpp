@@ -1,5 +1,7 @@
 // bench_send: UDP into the sink namespace (veth, `pfifo limit 0`, MTU 65535), every SendEngine
-// strategy against a raw send() loop and a minimal hand-written liburing SEND_ZC loop (the floor).
+// strategy against a raw send() loop and a minimal hand-written liburing SEND_ZC loop (the floor),
+// twice: `liburing-floor` with the plain socket fd, `floor-ff` with the socket registered in the
+// ring's file table as SendEngine does (zc-fixed / floor-ff isolates the abstraction's own cost).
 //
 // Every case keeps `depth` sends in flight from a registered arena and refills as buffers come
 // back; it never waits for one notification per send. Cases run for a fixed time each, the whole
@@ -146,7 +148,9 @@ void bm_engine(benchmark::State& state, zcio::Strategy strategy, std::size_t pay
 
 // ---- the floor: the least liburing code that keeps SEND_ZC + fixed buffers going ---------------
 
-void bm_liburing_floor(benchmark::State& state, std::size_t payload) {
+// fixed_file: the socket in the ring's file table too (IOSQE_FIXED_FILE), as SendEngine registers
+// it: `floor-ff`, the same set-up as zcio, so zc-fixed / floor-ff is the code path's own cost.
+void bm_liburing_floor(benchmark::State& state, std::size_t payload, bool fixed_file) {
     zcio::UniqueFd fd = connected_udp();
     // The same ring set-up zcio's Ring picks on this kernel, so the difference is the code path.
     io_uring ring;
@@ -168,6 +172,14 @@ void bm_liburing_floor(benchmark::State& state, std::size_t payload) {
         return;
     }
     auto* base = static_cast<char*>(mem);
+    int sfd = fd.get();
+    if (fixed_file) {
+        if (int r = io_uring_register_files(&ring, &sfd, 1); r < 0) {
+            state.SkipWithError("register_files");
+            return;
+        }
+        sfd = 0;
+    }
     std::vector<unsigned> free_slots(g_depth);
     for (unsigned i = 0; i < g_depth; ++i) free_slots[i] = i;
     std::uint64_t zero_copy = 0, copied = 0, errors = 0;
@@ -200,8 +212,9 @@ void bm_liburing_floor(benchmark::State& state, std::size_t payload) {
         const unsigned slot = free_slots.back();
         free_slots.pop_back();
         io_uring_sqe* sqe = io_uring_get_sqe(&ring);  // never null: depth <= SQ size is checked
-        io_uring_prep_send_zc_fixed(sqe, fd.get(), base + std::size_t{slot} * slab_size, payload, 0,
+        io_uring_prep_send_zc_fixed(sqe, sfd, base + std::size_t{slot} * slab_size, payload, 0,
                                     IORING_SEND_ZC_REPORT_USAGE, 0);
+        if (fixed_file) sqe->flags |= IOSQE_FIXED_FILE;
         sqe->user_data = slot;
         ++inflight;
     }
@@ -263,8 +276,8 @@ public:
                     repetitions, g_depth);
         std::printf("| payload |");
         for (const auto& col : columns) std::printf(" %s |", col.c_str());
-        std::printf(" zc-fixed / floor |\n|---|");
-        for (std::size_t i = 0; i <= columns.size(); ++i) std::printf("---|");
+        std::printf(" zc-fixed / floor | zc-fixed / floor-ff |\n|---|");
+        for (std::size_t i = 0; i <= columns.size() + 1; ++i) std::printf("---|");
         std::printf("\n");
         for (std::size_t payload : payloads) {
             const std::string suffix = "/" + std::to_string(payload);
@@ -282,15 +295,18 @@ public:
                 else std::printf(" %.0f |", v / 1048576);
             }
             const Cell* zf = find("send/zc-fixed" + suffix);
-            const Cell* fl = find("send/liburing-floor" + suffix);
-            if (zf && fl && median(fl->bps) > 0) std::printf(" %.3f |\n", median(zf->bps) / median(fl->bps));
-            else std::printf(" - |\n");
+            for (const char* floor : {"send/liburing-floor", "send/floor-ff"}) {
+                const Cell* fl = find(floor + suffix);
+                if (zf && fl && median(fl->bps) > 0) std::printf(" %.3f |", median(zf->bps) / median(fl->bps));
+                else std::printf(" - |");
+            }
+            std::printf("\n");
         }
         std::printf("\n### Sending thread CPU ns per KiB (median) / share of releases reported zero-copy\n\n");
         std::printf("| payload |");
         for (const auto& col : columns) std::printf(" %s |", col.c_str());
-        std::printf(" zc-fixed CPU / floor CPU |\n|---|");
-        for (std::size_t i = 0; i <= columns.size(); ++i) std::printf("---|");
+        std::printf(" zc-fixed CPU / floor CPU | zc-fixed CPU / floor-ff CPU |\n|---|");
+        for (std::size_t i = 0; i <= columns.size() + 1; ++i) std::printf("---|");
         std::printf("\n");
         for (std::size_t payload : payloads) {
             const std::string suffix = "/" + std::to_string(payload);
@@ -302,9 +318,12 @@ public:
             }
             // CPU per byte is steadier than wall-clock throughput on a noisy VM: the abstraction's cost.
             const Cell* zf = find("send/zc-fixed" + suffix);
-            const Cell* fl = find("send/liburing-floor" + suffix);
-            if (zf && fl && median(fl->cpu) > 0) std::printf(" %.3f |\n", median(zf->cpu) / median(fl->cpu));
-            else std::printf(" - |\n");
+            for (const char* floor : {"send/liburing-floor", "send/floor-ff"}) {
+                const Cell* fl = find(floor + suffix);
+                if (zf && fl && median(fl->cpu) > 0) std::printf(" %.3f |", median(zf->cpu) / median(fl->cpu));
+                else std::printf(" - |");
+            }
+            std::printf("\n");
         }
         std::fflush(stdout);
     }
@@ -345,6 +364,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> columns{"raw-send"};
     for (zcio::Strategy s : zcio::all_strategies) columns.emplace_back(zcio::to_string(s));
     columns.emplace_back("liburing-floor");
+    columns.emplace_back("floor-ff");
 
     for (std::size_t payload : payloads) {
         const std::string suffix = "/" + std::to_string(payload);
@@ -354,7 +374,9 @@ int main(int argc, char** argv) {
             bms.push_back(benchmark::RegisterBenchmark((std::string("send/") + zcio::to_string(s) + suffix).c_str(),
                                                        bm_engine, s, payload));
         bms.push_back(
-            benchmark::RegisterBenchmark(("send/liburing-floor" + suffix).c_str(), bm_liburing_floor, payload));
+            benchmark::RegisterBenchmark(("send/liburing-floor" + suffix).c_str(), bm_liburing_floor, payload, false));
+        bms.push_back(
+            benchmark::RegisterBenchmark(("send/floor-ff" + suffix).c_str(), bm_liburing_floor, payload, true));
         for (auto* b : bms) b->UseRealTime()->MinTime(0.2)->Unit(benchmark::kMicrosecond);
     }
 

@@ -3,6 +3,8 @@
 #include "uring_compat.hpp"
 #include "zcio/error.hpp"
 
+#include <sys/resource.h>
+
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -33,7 +35,8 @@ namespace {
 std::atomic<std::uint64_t> next_ring_id{1};
 }
 
-Ring::Ring(const RingOptions& options) : id_(next_ring_id.fetch_add(1, std::memory_order_relaxed)) {
+Ring::Ring(const RingOptions& options)
+    : file_slots_(options.file_slots), id_(next_ring_id.fetch_add(1, std::memory_order_relaxed)) {
     const unsigned cq = options.cq_entries ? options.cq_entries : options.sq_entries * 8;
     if (options.sq_entries == 0 || cq < options.sq_entries)
         throw SetupError("bad RingOptions: sq_entries " + std::to_string(options.sq_entries) +
@@ -73,6 +76,37 @@ Ring::Ring(const RingOptions& options) : id_(next_ring_id.fetch_add(1, std::memo
                                          : "check that the kernel has io_uring (5.19+ for zero-copy send)");
     }
     if (options.register_ring_fd) ring_fd_registered_ = io_uring_register_ring_fd(&ring_) == 1;
+}
+
+int Ring::register_file(int fd) noexcept {
+    if (file_table_ == 0) {
+        // One sparse table, sized once: growing it would mean unregistering files in use.
+        rlimit lim{};
+        unsigned n = file_slots_;
+        if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < n) n = static_cast<unsigned>(lim.rlim_cur);
+        const int r = n ? io_uring_register_files_sparse(&ring_, n) : -ENOTSUP;
+        file_table_ = r < 0 ? r : 1;
+        if (r >= 0) {
+            free_file_slots_.reserve(n);
+            for (unsigned i = n; i-- > 0;) free_file_slots_.push_back(static_cast<int>(i));
+        }
+    }
+    if (file_table_ < 0) return file_table_;
+    if (free_file_slots_.empty()) return -ENFILE;
+    const int slot = free_file_slots_.back();
+    const int r = io_uring_register_files_update(&ring_, static_cast<unsigned>(slot), &fd, 1);
+    if (r < 0) return r;
+    if (r != 1) return -EIO;
+    free_file_slots_.pop_back();
+    return slot;
+}
+
+void Ring::unregister_file(int slot) noexcept {
+    if (slot < 0 || file_table_ != 1) return;
+    // Requests still using the file keep it (the kernel defers the put until they are done).
+    int none = -1;
+    io_uring_register_files_update(&ring_, static_cast<unsigned>(slot), &none, 1);
+    free_file_slots_.push_back(slot);
 }
 
 Ring::~Ring() {

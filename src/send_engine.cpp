@@ -171,6 +171,8 @@ struct OpQueue {  // FIFO, intrusive
 struct Socket {
     SendEngine::State* engine = nullptr;
     int fd = -1;
+    int file = -1;                     // its slot in the ring's file table, or -1: the plain fd
+    int sqe_fd() const { return file >= 0 ? file : fd; }
     bool live = false;
     bool stream = false;
     Strategy strategy = Strategy::automatic;
@@ -296,6 +298,14 @@ struct SendEngine::State {
     [[gnu::noinline]] void on_request(Op& op, const io_uring_cqe& cqe);  // keeps on_cqe small
     void on_notification(Op& op, const io_uring_cqe& cqe);
     void fail_socket(Socket& s, int err);
+    // Cancels every request on the socket's file (by its table slot when it has one: that works
+    // even after the caller closed the fd).
+    void cancel_all(const Socket& s) {
+        io_uring_sqe* sqe = ring.sqe();
+        if (s.file >= 0) io_uring_prep_cancel_fd(sqe, s.file, IORING_ASYNC_CANCEL_ALL | IORING_ASYNC_CANCEL_FD_FIXED);
+        else io_uring_prep_cancel_fd(sqe, s.fd, IORING_ASYNC_CANCEL_ALL);
+        io_uring_sqe_set_data(sqe, nullptr);
+    }
     void maybe_release(Op& op) {
         if (op.f.request_done && op.f.notifs_pending == 0 && !op.f.request_inflight) release(op);
     }
@@ -363,9 +373,7 @@ SendEngine::~SendEngine() {
         }
     for (auto& sp : st.sockets) {
         if (!sp || !sp->live || (sp->chain_inflight == 0 && sp->ops == 0)) continue;
-        io_uring_sqe* sqe = st.ring.sqe();
-        io_uring_prep_cancel_fd(sqe, sp->fd, IORING_ASYNC_CANCEL_ALL);
-        io_uring_sqe_set_data(sqe, nullptr);
+        st.cancel_all(*sp);
     }
     const auto deadline = std::chrono::steady_clock::now() + st.opt.shutdown_timeout;
     while ((st.ops_in_use > 0 || !st.ready.empty()) && std::chrono::steady_clock::now() < deadline) {
@@ -376,6 +384,10 @@ SendEngine::~SendEngine() {
     }
     bool parked = st.ops_in_use > 0;
     for (auto& sp : st.sockets) parked |= sp && sp->errpoll.armed;
+    if (!parked) {
+        for (auto& sp : st.sockets)
+            if (sp && sp->live) st.ring.unregister_file(sp->file);
+    }
     if (parked) {
         // The kernel still holds requests (a peer that never acknowledges keeps notifications
         // back) and so still reads their pages. Nothing can tell when it stops, so those buffers
@@ -442,6 +454,8 @@ SocketId SendEngine::add_socket(int fd, const SocketOptions& options) {
                              "MSG_ZEROCOPY needs Linux 4.14+ (TCP) / 5.0+ (UDP)");
         sock->so_zerocopy = true;
     }
+    // Last, when nothing above can throw: a registered file is released only by remove_socket().
+    if (st.opt.register_files) sock->file = st.ring.register_file(fd);  // -errno: the plain fd serves
     for (SocketId id = 0; id < st.sockets.size(); ++id)
         if (!st.sockets[id]) {
             st.sockets[id] = std::move(sock);
@@ -459,15 +473,12 @@ void SendEngine::remove_socket(SocketId id) {
                          "it waits for the socket's releases, which only the loop can deliver: call it "
                          "from outside the handlers");
     st.fail_socket(s, -ECANCELED);
-    if (s.chain_inflight > 0 || s.errpoll.armed) {
-        io_uring_sqe* sqe = st.ring.sqe();
-        io_uring_prep_cancel_fd(sqe, s.fd, IORING_ASYNC_CANCEL_ALL);
-        io_uring_sqe_set_data(sqe, nullptr);
-    }
+    if (s.chain_inflight > 0 || s.errpoll.armed) st.cancel_all(s);
     while (s.ops > 0 || s.errpoll.armed) {
         if (!s.zc_waiting.empty()) st.drain_errqueue(s);
         if (run(true, std::chrono::milliseconds(100)) < 0 && s.ops > 0 && s.zc_waiting.empty()) continue;
     }
+    st.ring.unregister_file(s.file);  // the table's reference goes: close() ends the socket again
     st.counters += s.counters;  // its history stays in the engine's totals
     st.sockets[id].reset();
 }
@@ -711,13 +722,13 @@ void State::prep(Socket& s, Op& op, bool link) {
     const int flags = (s.stream ? MSG_WAITALL : 0) | MSG_NOSIGNAL;
     switch (op.used) {
     case Strategy::copy:
-        io_uring_prep_send(sqe, s.fd, data, len, flags);
+        io_uring_prep_send(sqe, s.sqe_fd(), data, len, flags);
         break;
     case Strategy::zc:
-        io_uring_prep_send_zc(sqe, s.fd, data, len, flags, IORING_SEND_ZC_REPORT_USAGE);
+        io_uring_prep_send_zc(sqe, s.sqe_fd(), data, len, flags, IORING_SEND_ZC_REPORT_USAGE);
         break;
     case Strategy::zc_fixed:
-        io_uring_prep_send_zc_fixed(sqe, s.fd, data, len, flags, IORING_SEND_ZC_REPORT_USAGE,
+        io_uring_prep_send_zc_fixed(sqe, s.sqe_fd(), data, len, flags, IORING_SEND_ZC_REPORT_USAGE,
                                     static_cast<unsigned>(op.buffer.buf_index()));
         break;
     case Strategy::sendmsg_zc: {
@@ -739,7 +750,7 @@ void State::prep(Socket& s, Op& op, bool link) {
         op.msg = {};
         op.msg.msg_iov = op.iov;
         op.msg.msg_iovlen = n;
-        io_uring_prep_sendmsg_zc(sqe, s.fd, &op.msg, static_cast<unsigned>(flags));
+        io_uring_prep_sendmsg_zc(sqe, s.sqe_fd(), &op.msg, static_cast<unsigned>(flags));
         sqe->ioprio |= IORING_SEND_ZC_REPORT_USAGE;
         if (fixed) {  // every iovec inside one registered buffer: no pinning per request
             sqe->ioprio |= IORING_RECVSEND_FIXED_BUF;
@@ -751,6 +762,7 @@ void State::prep(Socket& s, Op& op, bool link) {
         break;  // syscall strategies never get here
     }
     if (link) sqe->flags |= IOSQE_IO_LINK;
+    if (s.file >= 0) sqe->flags |= IOSQE_FIXED_FILE;  // no fget/fput per request
     io_uring_sqe_set_data(sqe, &op);
     op.f.request_inflight = true;
     ++s.chain_inflight;
@@ -1061,6 +1073,7 @@ Counters SendEngine::counters() const noexcept {
     return sum;
 }
 const Counters& SendEngine::counters(SocketId id) const { return s_->socket(id).counters; }
+bool SendEngine::file_registered(SocketId id) const { return s_->socket(id).file >= 0; }
 Ring& SendEngine::ring() noexcept { return s_->ring; }
 
 }  // namespace zcio

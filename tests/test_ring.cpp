@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <chrono>
 
 #include "uring_compat.hpp"
@@ -98,6 +101,52 @@ TEST(Ring, RunWaitsNoLongerThanItsTimeoutWhenFewerCompletionsArrive) {
     EXPECT_EQ(a.calls, 1);
     EXPECT_GE(took, std::chrono::milliseconds(250));
     EXPECT_LT(took, std::chrono::milliseconds(500)) << "the wait was started again after its timeout";
+}
+
+// A registered file carries a request (IOSQE_FIXED_FILE with its slot); slots are reused lowest
+// first; a full table says -ENFILE; and the table's reference goes with unregister_file().
+TEST(Ring, RegisteredFilesCarryRequestsAndTheirSlotsAreReused) {
+    zcio::Ring ring({.file_slots = 2});
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv), 0);
+    const int a = ring.register_file(sv[0]);
+    ASSERT_EQ(a, 0) << "this kernel has sparse file tables (5.19+)";
+    EXPECT_EQ(ring.register_file(sv[1]), 1);
+    EXPECT_EQ(ring.register_file(sv[1]), -ENFILE);
+
+    Nop op;
+    op.fn = [](zcio::Completion* c, const io_uring_cqe& cqe) {
+        static_cast<Nop*>(c)->res = cqe.res;
+        ++static_cast<Nop*>(c)->calls;
+    };
+    const char msg[] = "through slot 0";
+    io_uring_sqe* sqe = ring.sqe();
+    io_uring_prep_send(sqe, a, msg, sizeof msg, 0);
+    sqe->flags |= IOSQE_FIXED_FILE;
+    io_uring_sqe_set_data(sqe, &op);
+    ASSERT_EQ(ring.run(1, std::chrono::seconds(5)), 1);
+    EXPECT_EQ(op.res, static_cast<int>(sizeof msg));
+    char got[64] = {};
+    EXPECT_EQ(::recv(sv[1], got, sizeof got, MSG_DONTWAIT), static_cast<ssize_t>(sizeof msg));
+    EXPECT_STREQ(got, msg);
+
+    // The table keeps sv[0] alive after close(); unregistering lets it go (the peer sees EOF...
+    // for a datagram pair: the peer's send then fails with ECONNREFUSED).
+    ::close(sv[0]);
+    EXPECT_EQ(::send(sv[1], "x", 1, MSG_DONTWAIT), 1) << "the table's reference kept the socket open";
+    ring.unregister_file(a);
+    EXPECT_EQ(::send(sv[1], "x", 1, MSG_DONTWAIT), -1) << "unregistering dropped the last reference";
+    EXPECT_EQ(ring.register_file(sv[1]), 0) << "the freed slot is reused";
+    ::close(sv[1]);
+}
+
+TEST(Ring, NoFileTableWhenNoneIsAskedFor) {
+    zcio::Ring ring({.file_slots = 0});
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv), 0);
+    EXPECT_LT(ring.register_file(sv[0]), 0);
+    ::close(sv[0]);
+    ::close(sv[1]);
 }
 
 }  // namespace

@@ -35,6 +35,9 @@ struct RingOptions {
     bool single_issuer = true;      // SINGLE_ISSUER|DEFER_TASKRUN, else COOP_TASKRUN, else plain
     bool cqe32 = false;             // 32-byte CQEs (zcrx needs them)
     bool register_ring_fd = true;   // saves an fget/fput per io_uring_enter
+    // Slots in the ring's table of registered files (made on first register_file(); at most
+    // RLIMIT_NOFILE). A request on a registered file skips the kernel's fget/fput per request.
+    unsigned file_slots = 1024;
 };
 
 class Ring {
@@ -73,6 +76,12 @@ public:
     // at most `timeout` (zero: no limit). Returns CQEs dispatched, or -ETIME on timeout, or -errno.
     int run(unsigned wait_nr = 0, std::chrono::nanoseconds timeout = std::chrono::nanoseconds::zero());
 
+    // Puts `fd` in the ring's file table: the slot (use it as the SQE's fd, with IOSQE_FIXED_FILE),
+    // or -errno (no table on this kernel, or every slot taken: use the plain fd). The table holds
+    // its own reference to the file until unregister_file(slot) or the ring's end.
+    int register_file(int fd) noexcept;
+    void unregister_file(int slot) noexcept;
+
     // Times the CQ overflowed into the kernel's backlog (no CQE was lost: the kernel keeps them).
     std::uint64_t cq_overflows() const noexcept { return cq_overflows_; }
     // Requests in flight that still own memory when their owner must go (see SendEngine's
@@ -93,6 +102,9 @@ private:
     bool in_dispatch_ = false;
     std::string fallback_reason_;
     std::uint64_t cq_overflows_ = 0;
+    unsigned file_slots_ = 0;             // table size asked for (0: none wanted)
+    int file_table_ = 0;                  // 0: not made yet, 1: made, -errno: the kernel refused
+    std::vector<int> free_file_slots_;    // a stack, lowest slot on top
     std::vector<std::shared_ptr<void>> parked_;
     std::shared_ptr<const void> alive_ = std::make_shared<int>(0);
     std::uint64_t id_;
