@@ -384,38 +384,37 @@ SendEngine::~SendEngine() {
     }
     bool parked = st.ops_in_use > 0;
     for (auto& sp : st.sockets) parked |= sp && sp->errpoll.armed;
-    if (!parked) {
+    if (!parked) {  // every request is done: the file table's references go with the engine
         for (auto& sp : st.sockets)
             if (sp && sp->live) st.ring.unregister_file(sp->file);
+        return;
     }
-    if (parked) {
-        // The kernel still holds requests (a peer that never acknowledges keeps notifications
-        // back) and so still reads their pages. Nothing can tell when it stops, so those buffers
-        // never go home: they are quarantined (counted in the arena, never handed out again), and
-        // their handlers hear -ETIMEDOUT with no buffer. The CQEs still to come name our
-        // operations: keep that memory until the ring is gone, and make those CQEs harmless.
-        for (std::uint32_t i = 0; i < st.opt.max_ops; ++i) {
-            Op& op = st.ops[i];
-            op.fn = [](Completion*, const io_uring_cqe&) {};
-            if (!op.sock) continue;
-            op.buffer.quarantine();
-            for (Buffer& b : op.more) b.quarantine();
-            op.more.clear();
-            op.error = -ETIMEDOUT;
-            op.f.request_done = true;
-            op.f.request_inflight = false;
-            op.f.notifs_pending = 0;
-            op.f.reported = op.f.copied = op.f.zero_copy = false;
-            st.release(op);  // handler (or group) told; the slot is not reused: the engine is going
-        }
-        for (auto& sp : st.sockets)
-            if (sp) sp->errpoll.fn = [](Completion*, const io_uring_cqe&) {};
-        st.ring.keep_until_exit(st.ops);
-        std::shared_ptr<void> sockets_keep(
-            new std::vector<std::unique_ptr<Socket>>(std::move(st.sockets)),  // NOLINT
-            [](void* p) { delete static_cast<std::vector<std::unique_ptr<Socket>>*>(p); });
-        st.ring.keep_until_exit(std::move(sockets_keep));
+    // The kernel still holds requests (a peer that never acknowledges keeps notifications
+    // back) and so still reads their pages. Nothing can tell when it stops, so those buffers
+    // never go home: they are quarantined (counted in the arena, never handed out again), and
+    // their handlers hear -ETIMEDOUT with no buffer. The CQEs still to come name our
+    // operations: keep that memory until the ring is gone, and make those CQEs harmless.
+    for (std::uint32_t i = 0; i < st.opt.max_ops; ++i) {
+        Op& op = st.ops[i];
+        op.fn = [](Completion*, const io_uring_cqe&) {};
+        if (!op.sock) continue;
+        op.buffer.quarantine();
+        for (Buffer& b : op.more) b.quarantine();
+        op.more.clear();
+        op.error = -ETIMEDOUT;
+        op.f.request_done = true;
+        op.f.request_inflight = false;
+        op.f.notifs_pending = 0;
+        op.f.reported = op.f.copied = op.f.zero_copy = false;
+        st.release(op);  // handler (or group) told; the slot is not reused: the engine is going
     }
+    for (auto& sp : st.sockets)
+        if (sp) sp->errpoll.fn = [](Completion*, const io_uring_cqe&) {};
+    st.ring.keep_until_exit(st.ops);
+    std::shared_ptr<void> sockets_keep(
+        new std::vector<std::unique_ptr<Socket>>(std::move(st.sockets)),  // NOLINT
+        [](void* p) { delete static_cast<std::vector<std::unique_ptr<Socket>>*>(p); });
+    st.ring.keep_until_exit(std::move(sockets_keep));
 }
 
 SocketId SendEngine::add_socket(int fd, const SocketOptions& options) {
