@@ -66,6 +66,7 @@ struct BufferArena::Pool : BufferHome {
     std::unique_ptr<std::uint32_t[]> free_slots;
     std::size_t free_count = 0;
     bool all_home() const noexcept { return free_count == slab_count; }
+    std::byte* slab(std::uint32_t slot) const noexcept { return base + std::size_t{slot} * slab_size; }
     ArenaStats stats;
 
     ~Pool() {
@@ -76,7 +77,7 @@ struct BufferArena::Pool : BufferHome {
     static void back(BufferHome* home, std::uint32_t slot) noexcept {
         auto* p = static_cast<Pool*>(home);
         ++p->stats.returned;
-        if (p->poison) std::memset(p->base + std::size_t{slot} * p->slab_size, 0xDB, p->slab_size);
+        if (p->poison) std::memset(p->slab(slot), 0xDB, p->slab_size);
         p->free_slots[p->free_count++] = slot;
         p->free_if_last();
     }
@@ -90,7 +91,8 @@ struct BufferArena::Pool : BufferHome {
     }
 
     // The debug canary, out of take()'s way: a slab must come back exactly as back() poisoned it.
-    [[gnu::noinline]] void check_poison(std::uint32_t slot, const std::byte* data) noexcept {
+    [[gnu::noinline]] void check_poison(std::uint32_t slot) noexcept {
+        const std::byte* data = slab(slot);
         const std::byte* end = data + slab_size;
         if (std::find_if(data, end, [](std::byte b) { return b != poison_byte; }) != end) {
             ++stats.poison_violations;
@@ -199,7 +201,7 @@ Buffer BufferArena::hand_out(std::uint32_t slot) noexcept {
     // Nearly every arena is one table entry (<= 1 GiB): no division for it on the hot path.
     int index = -1;
     if (p.registered) index = p.slab_count <= p.slabs_per_entry ? 0 : static_cast<int>(slot / p.slabs_per_entry);
-    return Buffer(&p, slot, p.base + std::size_t{slot} * p.slab_size, p.slab_size, index);
+    return Buffer(&p, slot, p.slab(slot), p.slab_size, index);
 }
 
 Buffer BufferArena::take() noexcept {
@@ -216,7 +218,7 @@ Buffer BufferArena::take_slow() noexcept {
         return {};
     }
     const std::uint32_t slot = p.free_slots[--p.free_count];
-    p.check_poison(slot, p.base + std::size_t{slot} * p.slab_size);
+    p.check_poison(slot);
     return hand_out(slot);
 }
 
