@@ -78,18 +78,18 @@ Ring::Ring(const RingOptions& options)
     if (options.register_ring_fd) ring_fd_registered_ = io_uring_register_ring_fd(&ring_) == 1;
 }
 
-int Ring::register_file(int fd) noexcept {
+int Ring::register_file(int fd) {
     if (file_table_ == 0) {
-        // One sparse table, sized once: growing it would mean unregistering files in use.
+        // One sparse table, sized once: growing it would mean unregistering files in use. The
+        // slot stack is allocated first, so a failed allocation leaves no half-made table.
         rlimit lim{};
         unsigned n = file_slots_;
         if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < n) n = static_cast<unsigned>(lim.rlim_cur);
+        free_file_slots_.reserve(n);
         const int r = n ? io_uring_register_files_sparse(&ring_, n) : -ENOTSUP;
         file_table_ = r < 0 ? r : 1;
-        if (r >= 0) {
-            free_file_slots_.reserve(n);
+        if (r >= 0)
             for (unsigned i = n; i-- > 0;) free_file_slots_.push_back(static_cast<int>(i));
-        }
     }
     if (file_table_ < 0) return file_table_;
     if (free_file_slots_.empty()) return -ENFILE;

@@ -78,8 +78,9 @@ public:
 
     // Puts `fd` in the ring's file table: the slot (use it as the SQE's fd, with IOSQE_FIXED_FILE),
     // or -errno (no table on this kernel, or every slot taken: use the plain fd). The table holds
-    // its own reference to the file until unregister_file(slot) or the ring's end.
-    int register_file(int fd) noexcept;
+    // its own reference to the file until unregister_file(slot) or the ring's end. Throws only
+    // std::bad_alloc (the slot stack, on first use).
+    int register_file(int fd);
     void unregister_file(int slot) noexcept;
 
     // Times the CQ overflowed into the kernel's backlog (no CQE was lost: the kernel keeps them).
