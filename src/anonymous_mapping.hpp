@@ -1,11 +1,12 @@
 // AnonymousMapping: sole owner of a page-aligned, zero-filled mmap region (munmap'd exactly once).
 //
-// The receive side hands memory to the kernel (buffer rings, zcrx areas, refill rings); those must
-// be page aligned and must not move, which is what an anonymous mapping gives. Pages are populated
-// up front so the first receive does not fault them in.
+// zcio hands memory to the kernel (registered arenas, buffer rings, zcrx areas, refill rings);
+// it must be page aligned and must not move, which is what an anonymous mapping gives. The
+// throwing constructor populates the pages up front so the first receive does not fault them in;
+// try_map() is for attempts with a fallback (huge pages first, then normal ones).
 //
 //   zcio::AnonymousMapping m(1 << 20);            // throws SetupError on failure
-//   std::memset(m.data(), 0, m.size());
+//   auto huge = zcio::AnonymousMapping::try_map(2 << 20, MAP_HUGETLB);   // empty if refused
 #pragma once
 
 #include <sys/mman.h>
@@ -32,6 +33,18 @@ public:
         }
         data_ = p;
     }
+    // `bytes` exactly (a multiple of the page size in use), MAP_PRIVATE|MAP_ANONYMOUS plus
+    // `extra_flags`; empty, with errno set, when the kernel refuses.
+    static AnonymousMapping try_map(std::size_t bytes, int extra_flags) noexcept {
+        AnonymousMapping m;
+        void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | extra_flags, -1, 0);
+        if (p == MAP_FAILED) return m;
+        m.data_ = p;
+        m.size_ = bytes;
+        return m;
+    }
+    explicit operator bool() const noexcept { return data_ != nullptr; }
+
     AnonymousMapping(AnonymousMapping&& o) noexcept
         : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
     AnonymousMapping& operator=(AnonymousMapping&& o) noexcept {

@@ -1,5 +1,6 @@
 #include "zcio/buffer_arena.hpp"
 
+#include "anonymous_mapping.hpp"
 #include "zcio/error.hpp"
 #include "zcio/ring.hpp"
 
@@ -50,6 +51,7 @@ std::vector<const void*>& kept_pools() {
 }  // namespace
 
 struct BufferArena::Pool : BufferHome {
+    AnonymousMapping mapping;  // unmapped after the destructor's body unregistered it
     std::byte* base = nullptr;
     std::size_t mapped = 0;
     std::size_t slab_size = 0;
@@ -71,13 +73,12 @@ struct BufferArena::Pool : BufferHome {
 
     ~Pool() {
         if (registered && !ring_alive.expired()) io_uring_unregister_buffers(ring);
-        if (base) ::munmap(base, mapped);
     }
 
     static void back(BufferHome* home, std::uint32_t slot) noexcept {
         auto* p = static_cast<Pool*>(home);
         ++p->stats.returned;
-        if (p->poison) std::memset(p->slab(slot), 0xDB, p->slab_size);
+        if (p->poison) std::memset(p->slab(slot), std::to_integer<int>(poison_byte), p->slab_size);
         p->free_slots[p->free_count++] = slot;
         p->free_if_last();
     }
@@ -133,24 +134,22 @@ BufferArena::BufferArena(Ring* ring, const ArenaOptions& options) : pool_(std::m
     const std::size_t bytes = options.slab_size * options.slab_count;
 
     // 1. Memory: explicit huge pages, else THP, else normal pages.
-    void* mem = MAP_FAILED;
     if (options.huge_pages && bytes >= huge_page) {
-        p.mapped = round_up(bytes, huge_page);
-        mem = ::mmap(nullptr, p.mapped, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_POPULATE, -1, 0);
-        if (mem != MAP_FAILED) p.pages = PageKind::huge_2m;
+        p.mapping = AnonymousMapping::try_map(round_up(bytes, huge_page), MAP_HUGETLB | MAP_POPULATE);
+        if (p.mapping) p.pages = PageKind::huge_2m;
     }
-    if (mem == MAP_FAILED) {
-        p.mapped = round_up(bytes, 4096);
-        mem = ::mmap(nullptr, p.mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (mem == MAP_FAILED)
-            throw SetupError("BufferArena: mmap of " + mib(p.mapped) + " failed", errno,
+    if (!p.mapping) {
+        const std::size_t size = AnonymousMapping::round_to_pages(bytes);
+        p.mapping = AnonymousMapping::try_map(size, 0);
+        if (!p.mapping)
+            throw SetupError("BufferArena: mmap of " + mib(size) + " failed", errno,
                              "ask for a smaller arena (slab_size x slab_count)");
-        if (options.huge_pages && ::madvise(mem, p.mapped, MADV_HUGEPAGE) == 0)
+        if (options.huge_pages && ::madvise(p.mapping.data(), size, MADV_HUGEPAGE) == 0)
             p.pages = PageKind::transparent_huge;
     }
-    p.base = static_cast<std::byte*>(mem);
-    if (p.poison) std::memset(p.base, 0xDB, p.mapped);
+    p.base = p.mapping.bytes();
+    p.mapped = p.mapping.size();
+    if (p.poison) std::memset(p.base, std::to_integer<int>(poison_byte), p.mapped);
 
     // 2. Registration: one table entry per <= 1 GiB run of whole slabs.
     p.slabs_per_entry = std::max<std::size_t>(1, max_registered_entry / p.slab_size);

@@ -234,8 +234,18 @@ int Ring::dispatch_ready() {
         const unsigned shift = (ring_.flags & IORING_SETUP_CQE32) ? 1 : 0;
         for (unsigned h = head; h != tail; ++h) {
             const io_uring_cqe& cqe = ring_.cq.cqes[(h & mask) << shift];
-            if (auto* target = reinterpret_cast<Completion*>(static_cast<std::uintptr_t>(cqe.user_data)))
+            auto* target = reinterpret_cast<Completion*>(static_cast<std::uintptr_t>(cqe.user_data));
+            if (!target) continue;
+            try {
                 target->fn(target, cqe);
+            } catch (...) {
+                // Its CQE was handled (as far as its owner got): move past it, so the next run()
+                // neither hands it out twice nor skips the ones behind it, then let it out.
+                io_uring_cq_advance(&ring_, h - head + 1);
+                in_dispatch_ = false;
+                if (overflowed) ++cq_overflows_;
+                throw;
+            }
         }
         const unsigned batch = tail - head;
         if (batch > 0) {

@@ -618,7 +618,7 @@ TEST(SendEngine, AStrategyTheKernelLacksIsRefusedWithWhyAndAutoAdapts) {
     zcio::Release a, b;
     engine.send(sock, zcio::Buffer::borrow(big), zcio::Storage{[&](zcio::Release&& r) { a = std::move(r); }});
     engine.send(sock, zcio::Buffer::borrow(big), zcio::Storage{[&](zcio::Release&& r) { b = std::move(r); }},
-                zcio::Strategy::zc_fixed);
+                {.strategy = zcio::Strategy::zc_fixed});
     ASSERT_EQ(engine.drain(5s), 0);
     EXPECT_EQ(a.error, 0);
     EXPECT_EQ(a.used, zcio::Strategy::copy);

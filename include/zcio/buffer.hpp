@@ -7,7 +7,7 @@
 //
 //   zcio::Buffer buf = arena.take();          // registered memory from a BufferArena
 //   std::memcpy(buf.data(), msg, n); buf.resize(n);
-//   engine.send(sock, std::move(buf), zcio::Storage{[](zcio::SendCompletion c) { /* c.buffer */ }});
+//   engine.send(sock, std::move(buf), zcio::Storage{[](zcio::Release r) { /* r.buffer: yours again */ }});
 //   zcio::Buffer plain = zcio::Buffer::borrow(my_span);   // unregistered memory also works
 #pragma once
 

@@ -1,7 +1,9 @@
 // Errors in zcio: values on the hot path, exceptions at set-up.
 //
-// Hot-path calls return a negative errno (the kernel's own convention, and what a CQE carries), so a
-// send never allocates or throws. Set-up (rings, arenas, registrations, namespaces) throws
+// Hot-path calls return a negative errno (the kernel's own convention, and what a CQE carries): a
+// send never allocates, and a failed send is a value in its release. The hot path throws only for
+// a programming error (a socket id add_socket() never returned) and to pass on what a completion
+// handler of yours threw (zcio/send_completion.hpp). Set-up (rings, arenas, registrations, namespaces) throws
 // zcio::SetupError, whose message says what failed, the errno, and what to change.
 //
 //   try { zcio::BufferArena arena(ring, {.slab_size = 64 << 10, .slab_count = 1024}); }

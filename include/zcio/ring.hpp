@@ -22,6 +22,9 @@
 namespace zcio {
 
 // The intrusive completion record. A CQE whose user_data is 0 is ignored (cancel requests, etc.).
+// An fn that throws: run() moves the CQ head past that CQE and lets the exception out; the CQEs
+// behind it are dispatched by the next run(). (SendEngine's own handlers never throw through
+// here: the engine holds their exceptions until its bookkeeping is done; see send_completion.hpp.)
 struct Completion {
     using Fn = void (*)(Completion* self, const io_uring_cqe& cqe);
     Fn fn = nullptr;

@@ -1,23 +1,12 @@
-// SendEngine: every way Linux can send a buffer, behind one interface, with the truth about each.
+// SendEngine: every way Linux can send a buffer (zcio/strategy.hpp), behind one interface, with
+// the truth about each.
 //
-// Strategies (per socket, or per send among the io_uring ones):
-//   plain        blocking send(2)                              the baseline everyone has
-//   copy         IORING_OP_SEND                                io_uring, kernel copies
-//   msg_zerocopy send(2) + MSG_ZEROCOPY, error-queue notices   the classic zero-copy
-//   zc           IORING_OP_SEND_ZC                             pages pinned per request
-//   zc_fixed     SEND_ZC + IORING_RECVSEND_FIXED_BUF           registered arena: no pinning
-//   sendmsg_zc   IORING_OP_SENDMSG_ZC (+ fixed where allowed)  the msghdr form
-//   automatic    copy below a size threshold, zero-copy above; a socket whose sends the kernel
-//                reports as copied (loopback) switches to copy and re-probes now and then.
-//
-// Completion models (the talk's): TwoStep (on_sent when the data is queued, on_release when the
-// buffer is free again, with the usage report), Storage (one completion when the buffer is free),
-// and NotifGroup (bind many sends to a group, flush it, one event when every buffer is free).
-//
-// Stream sockets keep their byte stream exact: sends go out in order as linked chains, a short send
-// is continued, and a broken chain is re-issued. Bytes in flight are bounded per socket and per
-// engine; sends beyond the bound queue, and send() drives the loop when no operation slot is free.
-// Every buffer comes back exactly once, through its completion, whatever happened.
+// Completion models (the talk's): TwoStep and Storage (zcio/send_completion.hpp), NotifGroup
+// (zcio/notif_group.hpp). Stream sockets keep their byte stream exact: sends go out in order as
+// linked chains, a short send is continued, and a broken chain is re-issued. Bytes in flight are
+// bounded per socket and per engine; sends beyond the bound queue, and send() drives the loop when
+// no operation slot is free. Every buffer comes back exactly once, through its completion,
+// whatever happened. What the engine did is in its Counters (zcio/send_counters.hpp).
 //
 //   zcio::SendEngine engine(ring);
 //   auto sock = engine.add_socket(fd, {.strategy = zcio::Strategy::zc_fixed});
@@ -26,121 +15,36 @@
 #pragma once
 
 #include "zcio/buffer.hpp"
-#include "zcio/inplace_function.hpp"
+#include "zcio/notif_group.hpp"
 #include "zcio/probe.hpp"
 #include "zcio/ring.hpp"
-
-#include <sys/socket.h>
+#include "zcio/send_completion.hpp"
+#include "zcio/send_counters.hpp"
+#include "zcio/strategy.hpp"
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <string_view>
 
 namespace zcio {
 
-enum class Strategy : std::uint8_t { plain, copy, msg_zerocopy, zc, zc_fixed, sendmsg_zc, automatic };
-inline constexpr Strategy all_strategies[] = {Strategy::plain, Strategy::copy,       Strategy::msg_zerocopy,
-                                              Strategy::zc,    Strategy::zc_fixed,   Strategy::sendmsg_zc,
-                                              Strategy::automatic};
-const char* to_string(Strategy s) noexcept;                 // "zc-fixed", "auto", ...
-std::optional<Strategy> parse_strategy(std::string_view name) noexcept;
-bool is_zero_copy(Strategy s) noexcept;                     // msg_zerocopy, zc, zc_fixed, sendmsg_zc
-
-// What the kernel really did with the pages of one send.
-enum class Usage : std::uint8_t {
-    zero_copy,     // the notification said the pages went out as they were
-    copied,        // a copy strategy, or the notification said the kernel copied (loopback, veth...)
-    not_reported,  // zero-copy without a usage report (old kernel), or the send failed before
-};
-const char* to_string(Usage u) noexcept;
-
-// First step of TwoStep: the data is in the socket (or failed). res: bytes, or -errno.
-struct SendResult {
-    int res = 0;
-};
-
-// The buffer is free again. Exactly one per send, whatever happened.
-struct Release {
-    int error = 0;              // 0, or -errno (ECONNRESET, EPIPE, ECANCELED on shutdown, ...)
-    std::size_t bytes = 0;      // bytes of the buffer the kernel accepted
-    Usage usage = Usage::not_reported;
-    Strategy used = Strategy::copy;  // what really carried it (after auto's choice and fallbacks)
-    Buffer buffer;              // yours again
-    BufferChain more;           // a gathered send's other buffers (empty for a single buffer)
-};
-
-using SentHandler = InplaceFunction<void(const SendResult&), 48>;
-using ReleaseHandler = InplaceFunction<void(Release&&), 48>;
-
-struct TwoStep {
-    SentHandler on_sent;
-    ReleaseHandler on_release;
-};
-struct Storage {
-    ReleaseHandler on_complete;
-};
-
-struct GroupResult {
-    std::uint32_t sends = 0;
-    std::uint64_t bytes = 0;
-    std::uint32_t zero_copy = 0;   // releases reported zero-copy
-    std::uint32_t copied = 0;      // releases reported copied
-    std::uint32_t errors = 0;
-    int first_error = 0;
-};
-
-// The talk's "slots + flush": sends bound to a group release their buffers back to their homes
-// (arena) silently; after flush(), the group's handler runs once, when the last of them is free.
-// A send bound after flush() but before that event joins it (nothing is lost or counted twice;
-// flushing again meanwhile changes nothing); the first send or flush after the event starts a
-// new round. The group must outlive its sends.
-class NotifGroup {
-public:
-    using Handler = InplaceFunction<void(const GroupResult&), 48>;
-    explicit NotifGroup(Handler on_flushed) : on_flushed_(std::move(on_flushed)) {}
-    NotifGroup(const NotifGroup&) = delete;
-    NotifGroup& operator=(const NotifGroup&) = delete;
-    std::uint32_t pending() const noexcept { return pending_; }
-    bool flushed() const noexcept { return flushed_; }
-
-private:
-    friend class SendEngine;
-    Handler on_flushed_;
-    GroupResult result_{};
-    std::uint32_t pending_ = 0;
-    bool flushed_ = false;
-    bool fired_ = false;  // this round's event ran
-};
-
-struct Counters {
-    std::uint64_t sends = 0;           // send() calls accepted
-    std::uint64_t bytes = 0;           // bytes the kernel accepted
-    std::uint64_t requests = 0;        // SQEs / syscalls issued (continuations included)
-    std::uint64_t short_sends = 0;     // partial sends that were continued
-    std::uint64_t notifications = 0;   // notification CQEs / error-queue notices
-    std::uint64_t zero_copy = 0;       // releases the kernel reported as zero-copy
-    std::uint64_t copied = 0;          // releases that were copied (reported, or a copy strategy)
-    std::uint64_t not_reported = 0;
-    std::uint64_t errors = 0;          // releases with an error
-    std::uint64_t fallbacks = 0;       // a strategy replaced by another (e.g. ENOBUFS -> copy)
-    std::uint64_t auto_to_copy = 0;    // auto: socket switched to copy after copied reports
-    std::uint64_t auto_to_zc = 0;      // auto: a re-probe found zero-copy working again
-    std::uint64_t auto_probes = 0;     // auto: zero-copy sends tried on a copy-switched socket
-    std::uint64_t auto_small = 0;      // auto: sends below the threshold, copied by choice
-    std::uint64_t waits = 0;           // send() had to drive the loop for a free slot
-    std::uint64_t stray_cqes = 0;      // CQEs for no live operation: must stay 0 (a bug detector)
-    std::uint64_t by_strategy[7] = {}; // requests per Strategy actually used
-
-    Counters& operator+=(const Counters& o) noexcept;
-};
+namespace detail {
+class SendCore;  // src/send_core.hpp: what the engine holds; nothing outside src/ sees into it
+}
 
 struct SocketOptions {
     Strategy strategy = Strategy::automatic;
     std::size_t max_inflight_bytes = 8u << 20;  // submitted and not yet released
     std::uint16_t udp_gso_size = 0;             // UDP_SEGMENT: the kernel cuts each send into these
+};
+
+// Choices for one send; the defaults are the socket's.
+struct SendOptions {
+    // Another io_uring strategy for this one send (one the kernel lacks fails that send with
+    // -EOPNOTSUPP; a syscall strategy is ignored: it would break the stream's order).
+    std::optional<Strategy> strategy;
 };
 
 struct EngineOptions {
@@ -184,19 +88,23 @@ public:
     // non-socket, an unsupported type, or a strategy this kernel lacks (with the probe's why, and
     // the strategies that do work). `auto` never fails: without zero-copy send it only copies.
     SocketId add_socket(int fd, const SocketOptions& options = {});
-    // Fails every queued send, waits for the in-flight ones; afterwards the id is invalid.
-    void remove_socket(SocketId id);
+    // Fails every queued send, waits (up to shutdown_timeout) for the in-flight ones; then the
+    // id is invalid and 0 is returned. -ETIMEDOUT when the kernel still holds some of the
+    // socket's buffers at the deadline (a peer that never acknowledges): the socket stays added,
+    // failed (new sends fail with -ECANCELED); call again later, or let the destructor deal with
+    // it. Throws SetupError from inside a completion handler (only the loop delivers releases).
+    int remove_socket(SocketId id);
     // Changes a socket's strategy. -EBUSY when switching between a syscall strategy (plain,
     // msg_zerocopy) and an io_uring one while sends are in flight: the stream order would break.
     int set_strategy(SocketId id, Strategy s);
     Strategy strategy(SocketId id) const;
 
-    // The hot path. The buffer is the engine's until its release. Errors arrive in the release.
-    // `override` picks another io_uring strategy for this one send (one the kernel lacks fails
-    // that send with -EOPNOTSUPP).
-    void send(SocketId id, Buffer&& buffer, TwoStep handlers, std::optional<Strategy> override = {});
-    void send(SocketId id, Buffer&& buffer, Storage handler, std::optional<Strategy> override = {});
-    void send(SocketId id, Buffer&& buffer, NotifGroup& group, std::optional<Strategy> override = {});
+    // The hot path. The buffer is the engine's until its release; errors arrive in the release.
+    // An id that add_socket() did not return (or that was removed) is a programming error: it
+    // throws SetupError, before the buffer is taken.
+    void send(SocketId id, Buffer&& buffer, TwoStep handlers, const SendOptions& options = {});
+    void send(SocketId id, Buffer&& buffer, Storage handler, const SendOptions& options = {});
+    void send(SocketId id, Buffer&& buffer, NotifGroup& group, const SendOptions& options = {});
     // Scatter-gather: the chain's buffers go as one message (IORING_OP_SENDMSG_ZC, registered
     // buffers where the kernel allows), whatever the socket's strategy; one release for all.
     void send(SocketId id, BufferChain&& buffers, TwoStep handlers);
@@ -220,10 +128,8 @@ public:
     bool file_registered(SocketId id) const;  // its requests use the ring's file table
     Ring& ring() noexcept;
 
-    struct State;  // implementation detail, public only so the .cpp's helpers can name it
-
 private:
-    std::unique_ptr<State> s_;
+    std::unique_ptr<detail::SendCore> core_;
 };
 
 }  // namespace zcio
