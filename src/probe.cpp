@@ -275,6 +275,7 @@ constexpr BoolField send_bools[] = {
     {"send_zc_fixed", &KernelFeatures::send_zc_fixed},
     {"sendmsg_zc_fixed", &KernelFeatures::sendmsg_zc_fixed},
     {"msg_zerocopy", &KernelFeatures::msg_zerocopy},
+    {"send_to_address", &KernelFeatures::send_to_address},
 };
 constexpr BoolField recv_bools[] = {
     {"op_recv", &KernelFeatures::op_recv},
@@ -473,6 +474,34 @@ void probe_send_zc(KernelFeatures& k, io_uring* ring) {
                 (o.res == -EINVAL ? " (vectored registered buffers came with Linux 6.15)" : memlock_hint(k, o.res));
     }
     io_uring_unregister_buffers(ring);
+}
+
+// IORING_OP_SEND with a destination, from an unconnected socket: the datagram must arrive there.
+void probe_send_to_address(KernelFeatures& k, io_uring* ring) {
+    if (!k.op_send) {
+        k.reasons["send_to_address"] = "no IORING_OP_SEND: " + k.reasons["op_send"];
+        return;
+    }
+    UdpPair udp = udp_pair();
+    UniqueFd tx(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    sockaddr_in to{};
+    socklen_t len = sizeof to;
+    if (udp.error != 0 || !tx || ::getsockname(udp.rx.get(), reinterpret_cast<sockaddr*>(&to), &len) != 0) {
+        k.reasons["send_to_address"] = "loopback UDP sockets failed: " + errno_string(udp.error ? udp.error : errno);
+        return;
+    }
+    io_uring_sqe* sqe = io_uring_get_sqe(ring);
+    io_uring_prep_send(sqe, tx.get(), trial_payload, trial_len, 0);
+    io_uring_prep_send_set_addr(sqe, reinterpret_cast<const sockaddr*>(&to), static_cast<std::uint16_t>(len));
+    sqe->user_data = 1;
+    const ZcOutcome o = submit_and_reap(ring);
+    char got[trial_len + 1];
+    const ssize_t n = ::recv(udp.rx.get(), got, sizeof got, MSG_DONTWAIT);
+    k.send_to_address = o.sent_all() && n == static_cast<ssize_t>(trial_len);
+    if (!k.send_to_address)
+        k.reasons["send_to_address"] = o.sent_all() ? "SEND with a destination reported success, but nothing arrived"
+                                                    : o.failure("SEND with a destination (addr2)") +
+                                                          (o.res == -EINVAL ? " (this kernel's SEND takes no destination; SEND_ZC does)" : "");
 }
 
 void probe_msg_zerocopy(KernelFeatures& k) {
@@ -721,6 +750,7 @@ KernelFeatures probe_uncached() {
         if (!k.recvsend_bundle)
             k.reasons["recvsend_bundle"] = "IORING_FEAT_RECVSEND_BUNDLE not in features " + hex(k.ring_features);
         probe_send_zc(k, ring.get());
+        probe_send_to_address(k, ring.get());
         probe_pbuf_rings(k, ring.get());
     }
 

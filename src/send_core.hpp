@@ -91,6 +91,9 @@ private:
     void count_inflight(SendSocket& s, Op& op) noexcept;
     void uncount_inflight(SendSocket& s, Op& op) noexcept;
     [[gnu::always_inline]] inline void prep(SendSocket& s, Op& op, bool link);  // one SQE: the hot path
+    bool needs_msghdr(const Op& op) const noexcept;
+    void prep_msghdr(SendSocket& s, Op& op, io_uring_sqe* sqe, int flags);
+    [[gnu::cold, gnu::noinline]] static int address(const SendSocket& s, Op& op, const SendOptions& options) noexcept;
     void cancel_all(const SendSocket& s);
 
     // completion

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 
 namespace zcio {
 
@@ -103,13 +104,15 @@ void SendCore::accept(SocketId id, Buffer&& buffer, Model model, SentHandler&& o
     }
     ++s.ops;
     ++s.counters.sends;
+    const int bad_address = options.to || options.gso_size ? address(s, *op, options) : 0;
 
-    if (!op->buffer || op->total == 0 || !support_.supported(op->used) || s.failed) [[unlikely]] {
+    if (!op->buffer || op->total == 0 || !support_.supported(op->used) || s.failed || bad_address) [[unlikely]] {
         // An empty handle is a caller bug; zero bytes is a no-op; an override this kernel lacks;
-        // a stream that already broke.
+        // a stream that already broke; a destination or GSO size that cannot be.
         op->error = !op->buffer                     ? -EINVAL
                     : op->total == 0                ? 0
                     : !support_.supported(op->used) ? -EOPNOTSUPP
+                    : bad_address                   ? bad_address
                                                     : s.failed;
         op->f.request_done = true;
         ready_.push_back(op);
@@ -137,6 +140,20 @@ void SendCore::accept_chain(SocketId id, BufferChain&& chain, Model model, SentH
 
 void SendCore::flush(NotifGroup& group) {
     if (group.close()) due_groups_.push_back(&group);
+}
+
+// A per-send destination and GSO size, copied into the op: 0, or why the send cannot go.
+int SendCore::address(const SendSocket& s, Op& op, const SendOptions& options) noexcept {
+    if (s.stream) return -EINVAL;  // TCP has one peer and cuts its own segments
+    op.to_len = 0;
+    if (options.to) {
+        if (options.to_len < sizeof(sa_family_t) || options.to_len > sizeof op.to) return -EINVAL;
+        std::memcpy(&op.to, options.to, options.to_len);
+        op.to_len = options.to_len;
+    }
+    op.gso_size = options.gso_size;
+    op.f.addressed = true;
+    return 0;
 }
 
 Strategy SendCore::choose(SendSocket& s, const Buffer& b, const SendOptions& options) {
@@ -259,46 +276,26 @@ void SendCore::prep(SendSocket& s, Op& op, bool link) {
     // MSG_WAITALL: on a stream socket the kernel keeps sending until all is queued, so a short
     // result means an error or a signal, and breaks the link chain behind it.
     const int flags = (s.stream ? MSG_WAITALL : 0) | MSG_NOSIGNAL;
-    switch (op.used) {
-    case Strategy::copy:
-        io_uring_prep_send(sqe, s.sqe_fd(), data, len, flags);
-        break;
-    case Strategy::zc:
-        io_uring_prep_send_zc(sqe, s.sqe_fd(), data, len, flags, IORING_SEND_ZC_REPORT_USAGE);
-        break;
-    case Strategy::zc_fixed:
-        io_uring_prep_send_zc_fixed(sqe, s.sqe_fd(), data, len, flags, IORING_SEND_ZC_REPORT_USAGE,
-                                    static_cast<unsigned>(op.buffer.buf_index()));
-        break;
-    case Strategy::sendmsg_zc: {
-        // One iovec per buffer, skipping what a short send already took.
-        std::size_t skip = op.done, n = 0;
-        bool fixed = kernel_.sendmsg_zc_fixed;
-        const int index = op.buffer.buf_index();
-        auto add = [&](Buffer& b) {
-            fixed = fixed && b.registered_with(ring_.id()) && b.buf_index() == index;
-            if (skip >= b.size()) {
-                skip -= b.size();
-                return;
-            }
-            op.iov[n++] = {b.data() + skip, b.size() - skip};
-            skip = 0;
-        };
-        add(op.buffer);
-        for (Buffer& b : op.more) add(b);
-        op.msg = {};
-        op.msg.msg_iov = op.iov;
-        op.msg.msg_iovlen = n;
-        io_uring_prep_sendmsg_zc(sqe, s.sqe_fd(), &op.msg, static_cast<unsigned>(flags));
-        sqe->ioprio |= IORING_SEND_ZC_REPORT_USAGE;
-        if (fixed) {  // every iovec inside one registered buffer: no pinning per request
-            sqe->ioprio |= IORING_RECVSEND_FIXED_BUF;
-            sqe->buf_index = static_cast<std::uint16_t>(index);
+    if (op.used == Strategy::sendmsg_zc || (op.f.addressed && needs_msghdr(op))) [[unlikely]] {
+        prep_msghdr(s, op, sqe, flags);
+    } else {
+        switch (op.used) {
+        case Strategy::copy:
+            io_uring_prep_send(sqe, s.sqe_fd(), data, len, flags);
+            break;
+        case Strategy::zc:
+            io_uring_prep_send_zc(sqe, s.sqe_fd(), data, len, flags, IORING_SEND_ZC_REPORT_USAGE);
+            break;
+        case Strategy::zc_fixed:
+            io_uring_prep_send_zc_fixed(sqe, s.sqe_fd(), data, len, flags, IORING_SEND_ZC_REPORT_USAGE,
+                                        static_cast<unsigned>(op.buffer.buf_index()));
+            break;
+        default:
+            break;  // syscall strategies never get here
         }
-        break;
-    }
-    default:
-        break;  // syscall strategies never get here
+        if (op.f.addressed && op.to_len)  // SEND / SEND_ZC take a destination themselves (addr2)
+            io_uring_prep_send_set_addr(sqe, reinterpret_cast<const sockaddr*>(&op.to),
+                                        static_cast<std::uint16_t>(op.to_len));
     }
     if (link) sqe->flags |= IOSQE_IO_LINK;
     if (s.file >= 0) sqe->flags |= IOSQE_FIXED_FILE;  // no fget/fput per request
@@ -307,6 +304,37 @@ void SendCore::prep(SendSocket& s, Op& op, bool link) {
     ++s.chain_inflight;
     ++s.counters.requests;
     ++s.counters.by_strategy[index_of(op.used)];
+}
+
+// A GSO size needs a control message, which only the msghdr forms carry; so does a destination
+// on a copy when the kernel's SEND takes none.
+bool SendCore::needs_msghdr(const Op& op) const noexcept {
+    return op.gso_size != 0 || (op.used == Strategy::copy && op.to_len && !kernel_.send_to_address);
+}
+
+// The msghdr forms: SENDMSG for a copy, SENDMSG_ZC for the zero-copy strategies, with the buffer
+// registered (no pinning per request) when every iovec lies in one registered buffer and the
+// kernel takes registered buffers for SENDMSG_ZC.
+void SendCore::prep_msghdr(SendSocket& s, Op& op, io_uring_sqe* sqe, int flags) {
+    op.build_msghdr();
+    if (op.used == Strategy::copy) {
+        io_uring_prep_sendmsg(sqe, s.sqe_fd(), &op.msg, static_cast<unsigned>(flags));
+        return;
+    }
+    bool fixed = kernel_.sendmsg_zc_fixed && op.used != Strategy::zc;
+    const int index = op.buffer.buf_index();
+    fixed = fixed && op.buffer.registered_with(ring_.id());
+    for (const Buffer& b : op.more) fixed = fixed && b.registered_with(ring_.id()) && b.buf_index() == index;
+    if (op.used == Strategy::zc_fixed && !fixed) {  // the kernel pins these pages: say so
+        ++s.counters.fallbacks;
+        op.used = Strategy::zc;
+    }
+    io_uring_prep_sendmsg_zc(sqe, s.sqe_fd(), &op.msg, static_cast<unsigned>(flags));
+    sqe->ioprio |= IORING_SEND_ZC_REPORT_USAGE;
+    if (fixed) {
+        sqe->ioprio |= IORING_RECVSEND_FIXED_BUF;
+        sqe->buf_index = static_cast<std::uint16_t>(index);
+    }
 }
 
 // ---- completion ------------------------------------------------------------------------------------

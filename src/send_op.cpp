@@ -1,6 +1,46 @@
 #include "send_op.hpp"
 
+#include <netinet/in.h>
+#include <netinet/udp.h>
+
+#include <cstring>
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+
 namespace zcio::detail {
+
+void Op::build_msghdr() noexcept {
+    std::size_t skip = done, n = 0;
+    auto add = [&](Buffer& b) {
+        if (skip >= b.size()) {
+            skip -= b.size();
+            return;
+        }
+        iov[n++] = {b.data() + skip, b.size() - skip};
+        skip = 0;
+    };
+    add(buffer);
+    for (Buffer& b : more) add(b);
+    msg = {};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = n;
+    if (!f.addressed) return;
+    if (to_len) {
+        msg.msg_name = &to;
+        msg.msg_namelen = to_len;
+    }
+    if (gso_size) {
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+        cm->cmsg_level = SOL_UDP;
+        cm->cmsg_type = UDP_SEGMENT;
+        cm->cmsg_len = CMSG_LEN(sizeof gso_size);
+        std::memcpy(CMSG_DATA(cm), &gso_size, sizeof gso_size);
+    }
+}
 
 void OpQueue::insert_by_seq(Op* op) noexcept {
     if (!head || op->seq < head->seq) {

@@ -51,6 +51,7 @@ struct Op : Completion {
         bool request_done = false;     // no more requests will be issued for this op
         bool counted = false;          // its bytes are in the in-flight totals
         bool copied = false, zero_copy = false, reported = false;
+        bool addressed = false;        // its own destination or GSO size (to, to_len, gso_size)
         std::uint16_t notifs_pending = 0;
     } f;
     NotifGroup* group = nullptr;
@@ -60,6 +61,15 @@ struct Op : Completion {
     std::uint64_t zc_id_first = 0, zc_id_end = 0;  // msg_zerocopy: the error-queue ids it used
     msghdr msg{};
     iovec iov[BufferChain::capacity]{};
+    // A per-send destination and GSO size (f.addressed), kept here until the kernel is done.
+    sockaddr_storage to{};
+    socklen_t to_len = 0;              // 0: the socket's peer
+    std::uint16_t gso_size = 0;        // 0: the socket's
+    alignas(cmsghdr) unsigned char control[CMSG_SPACE(sizeof(std::uint16_t))]{};
+
+    // The msghdr form of this send in `msg`: one iovec per buffer from `done` on, and, when the
+    // send has them, its destination and a UDP_SEGMENT control message.
+    void build_msghdr() noexcept;
 
     // Released once its request is over and every notification it will get has come.
     bool settled() const noexcept { return f.request_done && f.notifs_pending == 0 && !f.request_inflight; }

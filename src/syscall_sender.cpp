@@ -54,8 +54,13 @@ SyscallSender::Outcome SyscallSender::send(SendSocket& s, Op& op) {
 template <typename OnCall>
 int SyscallSender::send_rest(SendSocket& s, Op& op, int flags, OnCall on_call) {
     while (op.done < op.buffer.size()) {
-        const ssize_t n =
-            ::send(s.fd, op.buffer.data() + op.done, op.buffer.size() - op.done, flags | MSG_NOSIGNAL);
+        ssize_t n;
+        if (op.f.addressed) {  // a datagram with its own destination or GSO size: sendmsg(2)
+            op.build_msghdr();
+            n = ::sendmsg(s.fd, &op.msg, flags | MSG_NOSIGNAL);
+        } else {
+            n = ::send(s.fd, op.buffer.data() + op.done, op.buffer.size() - op.done, flags | MSG_NOSIGNAL);
+        }
         if (n >= 0) {
             op.done += static_cast<std::size_t>(n);
             on_call();

@@ -82,6 +82,7 @@ const NamedBool all_bools[] = {
     {"send_zc_fixed", &KernelFeatures::send_zc_fixed},
     {"sendmsg_zc_fixed", &KernelFeatures::sendmsg_zc_fixed},
     {"msg_zerocopy", &KernelFeatures::msg_zerocopy},
+    {"send_to_address", &KernelFeatures::send_to_address},
     {"recvsend_bundle", &KernelFeatures::recvsend_bundle},
     {"pbuf_ring", &KernelFeatures::pbuf_ring},
     {"pbuf_ring_incremental", &KernelFeatures::pbuf_ring_incremental},
@@ -308,6 +309,7 @@ TEST(ProbeConsistency, ImpliedFeatures) {
     if (k.send_zc_fixed) { EXPECT_TRUE(k.send_zc); }
     if (k.zc_report_usage) { EXPECT_TRUE(k.send_zc); }
     if (k.sendmsg_zc_fixed) { EXPECT_TRUE(k.sendmsg_zc); }
+    if (k.send_to_address) { EXPECT_TRUE(k.op_send); }
     if (k.defer_taskrun) { EXPECT_TRUE(k.single_issuer); }
     if (k.pbuf_ring_incremental) { EXPECT_TRUE(k.pbuf_ring); }
     if (k.zcrx_query) { EXPECT_TRUE(k.query_interface); }

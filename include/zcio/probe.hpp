@@ -37,6 +37,7 @@ struct KernelFeatures {
     bool send_zc_fixed = false;           // SEND_ZC + IORING_RECVSEND_FIXED_BUF
     bool sendmsg_zc_fixed = false;        // SENDMSG_ZC with iovecs inside a registered buffer
     bool msg_zerocopy = false;            // SO_ZEROCOPY accepted on a TCP socket
+    bool send_to_address = false;         // IORING_OP_SEND takes a destination (addr2), as SEND_ZC does
 
     // Receive
     bool recvsend_bundle = false;         // IORING_FEAT_RECVSEND_BUNDLE

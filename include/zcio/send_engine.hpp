@@ -22,6 +22,8 @@
 #include "zcio/send_counters.hpp"
 #include "zcio/strategy.hpp"
 
+#include <sys/socket.h>
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -41,10 +43,22 @@ struct SocketOptions {
 };
 
 // Choices for one send; the defaults are the socket's.
+//
+// A datagram socket may send each buffer to its own destination with its own UDP GSO segment
+// size — one unconnected socket serving many peers (QUIC servers, media relays):
+//   engine.send(sock, std::move(b), handler, {.to = peer, .to_len = sizeof(sockaddr_in6), .gso_size = 1200});
+// The address is copied into the operation (the caller's storage may go at once). A destination
+// the kernel rejects (wrong family, port 0, unreachable) fails that send alone, with its errno.
+// Without a GSO size, SEND / SEND_ZC carry the address themselves; with one, the send goes in its
+// strategy's msghdr form (SENDMSG, SENDMSG_ZC with the registered buffer where the kernel allows
+// it, sendmsg(2)) with a UDP_SEGMENT control message. Both fail with -EINVAL on a stream socket.
 struct SendOptions {
     // Another io_uring strategy for this one send (one the kernel lacks fails that send with
     // -EOPNOTSUPP; a syscall strategy is ignored: it would break the stream's order).
-    std::optional<Strategy> strategy;
+    std::optional<Strategy> strategy = std::nullopt;
+    const sockaddr* to = nullptr;  // IPv4 or IPv6 destination; null: the socket's peer
+    socklen_t to_len = 0;
+    std::uint16_t gso_size = 0;    // UDP_SEGMENT for this send; 0: the socket's (SocketOptions)
 };
 
 struct EngineOptions {
