@@ -5,6 +5,7 @@
 // back through the completion model. The syscall baselines (plain, msg_zerocopy) join at release().
 #include "zcio/send_engine.hpp"
 
+#include "pinned_memory.hpp"
 #include "uring_compat.hpp"
 #include "zcio/error.hpp"
 
@@ -214,6 +215,7 @@ struct SendEngine::State {
     std::vector<NotifGroup*> flushed_empty;  // flushed with nothing pending: fire from run()
     bool ring_is_ours_to_wait = true;
     bool held_back = false;            // a pump() stopped at a bound with sends still queued
+    bool pinning_refused = false;      // auto copied a send the kernel would not charge (ENOMEM)
 
     bool supported[7] = {};  // by Strategy: can this kernel run it?
 
@@ -430,6 +432,16 @@ SocketId SendEngine::add_socket(int fd, const SocketOptions& options) {
     if (!st.supported[static_cast<int>(options.strategy)])
         throw SetupError("SendEngine::add_socket: " + st.missing(options.strategy), 0,
                          "pick another --strategy, or `auto`, which adapts (see `zcperf --features`)");
+    if (options.strategy == Strategy::zc || options.strategy == Strategy::sendmsg_zc) {
+        // Fail now, not mid-run, when the kernel will not charge the pages this socket may keep in flight.
+        const std::size_t bound = std::min(options.max_inflight_bytes, st.opt.max_inflight_bytes);
+        if (try_pinned_charge(bound) == -ENOMEM)
+            throw SetupError(std::string("SendEngine::add_socket: strategy ") + to_string(options.strategy) +
+                                 " would pin up to " + memory_size_text(bound) + " in flight, which the kernel "
+                                 "refuses to charge now (ENOMEM)", 0,
+                             pinned_send_advice() + "; or use `auto` (copies what cannot be charged), or a "
+                             "smaller max_inflight_bytes");
+    }
     auto sock = std::make_unique<Socket>();
     sock->engine = &st;
     sock->fd = fd;
@@ -860,6 +872,16 @@ void State::on_request(Op& op, const io_uring_cqe& cqe) {
     } else if (res == -ECANCELED && !s.failed) {
         // The link chain broke ahead of us (a short send); we were never issued. Go again, in order.
         s.queue.insert_by_seq(&op);
+    } else if (res == -ENOMEM && s.strategy == Strategy::automatic && op.more.empty() &&
+               (op.used == Strategy::zc || op.used == Strategy::sendmsg_zc)) {
+        // Nothing sent: the kernel would not charge the pinned pages to RLIMIT_MEMLOCK (no
+        // CAP_IPC_LOCK). auto copies this send, and the socket's next ones until a re-probe.
+        op.used = Strategy::copy;
+        ++s.counters.fallbacks;
+        s.auto_copy_mode = true;
+        s.since_probe = 0;
+        pinning_refused = true;
+        s.queue.insert_by_seq(&op);
     } else {
         op.error = res == -ECANCELED && s.failed ? s.failed : res;
         op.f.request_done = true;
@@ -1073,6 +1095,10 @@ Counters SendEngine::counters() const noexcept {
 }
 const Counters& SendEngine::counters(SocketId id) const { return s_->socket(id).counters; }
 bool SendEngine::file_registered(SocketId id) const { return s_->socket(id).file >= 0; }
+std::string SendEngine::fallback_reason() const {
+    if (!s_->pinning_refused) return {};
+    return "auto copied sends the kernel refused to pin (ENOMEM): " + pinned_send_advice();
+}
 Ring& SendEngine::ring() noexcept { return s_->ring; }
 
 }  // namespace zcio
