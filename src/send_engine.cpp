@@ -857,8 +857,9 @@ void State::on_request(Op& op, const io_uring_cqe& cqe) {
     if (cqe.flags & IORING_CQE_F_MORE) ++op.f.notifs_pending;
     // A zero-copy request cancelled because the link ahead of it failed completes with flags 0 on
     // 6.18, yet its notification still comes when the request is freed (the link-failure path
-    // skips the hook that sets F_MORE). Wait for it, or the slot is reused under a live CQE.
-    else if (res == -ECANCELED && op.used != Strategy::copy) ++op.f.notifs_pending;
+    // skips the hook that sets F_MORE). Wait for it, or the slot is reused under a live CQE. So does
+    // a link member refused with ENOMEM at prep (RLIMIT_MEMLOCK): its notification was made first.
+    else if ((res == -ECANCELED || res == -ENOMEM) && op.used != Strategy::copy) ++op.f.notifs_pending;
     if (res >= 0) {
         op.done += static_cast<std::size_t>(res);
         s.counters.bytes += static_cast<std::size_t>(res);
