@@ -172,7 +172,8 @@ BufferArena::BufferArena(Ring* ring, const ArenaOptions& options) : pool_(std::m
                 hint = "this ring already has a fixed-buffer table: use one arena per ring";
             else if (r == -EOVERFLOW || r == -EINVAL)
                 hint = "the kernel refused the layout: use slabs of at most 1 GiB";
-            throw SetupError("BufferArena: registering " + memory_size_text(bytes) + " as fixed buffers failed", r, hint);
+            throw SetupError("BufferArena: registering " + memory_size_text(bytes) + " as fixed buffers failed", r,
+                             hint);
         }
         p.registered = true;
         p.ring = ring->native();

@@ -45,11 +45,13 @@ struct ChildStream {
         return "sent " + std::to_string(sent) + ", arrived " + std::to_string(arrived) + ", releases " +
                std::to_string(releases) + ", errors " + std::to_string(errors) + " (first " +
                zcio::errno_string(first_error) + "), fallbacks " + std::to_string(counters.fallbacks) +
-               ", zero-copy requests " + std::to_string(zero_copy_requests) + " of " + std::to_string(counters.requests) +
-               ", notifications " + std::to_string(counters.notifications) + ", stray " +
+               ", zero-copy requests " + std::to_string(zero_copy_requests) + " of " +
+               std::to_string(counters.requests) + ", notifications " + std::to_string(counters.notifications) + ", stray " +
                std::to_string(counters.stray_cqes) + "; reason: " + fallback_reason;
     }
-    bool exact() const { return arrived == sent && mismatch == UINT64_MAX && releases == counters.sends && errors == 0; }
+    bool exact() const {
+        return arrived == sent && mismatch == UINT64_MAX && releases == counters.sends && errors == 0;
+    }
 };
 
 // Sends `total` patterned bytes from plain (unregistered) memory, `piece` at a time, over loopback TCP.
