@@ -259,7 +259,11 @@ void BM_ManyConnections(benchmark::State& state, RecvStrategy strategy) {
     const int conns = static_cast<int>(state.range(0));
     const std::size_t msg = static_cast<std::size_t>(state.range(1));
     pin_to_cpu(0);
-    auto [tx, rxfd] = tcp_pairs(conns, true);
+    // Named, not a structured binding: the sender lambda below uses tx, and clang 14 cannot
+    // capture a binding (C++20 allows it; clang follows from 16).
+    auto pairs = tcp_pairs(conns, true);
+    auto& tx = pairs.first;
+    auto& rxfd = pairs.second;
     auto rx = zcio::make_receiver(options_for(strategy, false, conns));
     for (auto& fd : rxfd)
         if (rx->add(fd.get()) < 0) return state.SkipWithError("add failed");
@@ -318,7 +322,9 @@ double median(std::vector<double> v) {
 void print_summary() {
     std::printf("\n%-26s %8s %7s %10s %7s %11s %7s %9s %7s %7s\n", "case (median of reps)", "MB/s", "x plain",
                 "cpu ms/GB", "x plain", "syscalls/MB", "x plain", "KiB/read", "rx busy", "tx busy");
-    for (const auto& [key, v] : samples) {
+    for (const auto& entry : samples) {
+        const std::string& key = entry.first;
+        const std::vector<Sample>& v = entry.second;  // not a binding: ratio() captures it (clang 14)
         const std::string base_key = key.substr(0, key.rfind(' ')) + " plain";
         const auto base = samples.find(base_key);
         auto med = [](const std::vector<Sample>& of, double Sample::*field) {

@@ -47,6 +47,13 @@ public:
 
     Strategy choose(AutoState& st, const Buffer& b, std::uint64_t ring_id, Counters& c) const noexcept;
     void learn(AutoState& st, const AutoOutcome& o, Counters& c) const noexcept;
+    // The kernel would not pin this socket's pages (ENOMEM: RLIMIT_MEMLOCK without CAP_IPC_LOCK):
+    // copy from now on, and try zero-copy again at the next re-probe.
+    void pinning_refused(AutoState& st, Counters& c) const noexcept {
+        ++c.fallbacks;
+        st.copy_mode = true;
+        st.since_probe = 0;
+    }
 
 private:
     Options opt_;

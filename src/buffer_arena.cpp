@@ -1,11 +1,11 @@
 #include "zcio/buffer_arena.hpp"
 
 #include "anonymous_mapping.hpp"
+#include "pinned_memory.hpp"
 #include "zcio/error.hpp"
 #include "zcio/ring.hpp"
 
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/uio.h>
 
 #include <algorithm>
@@ -161,19 +161,18 @@ BufferArena::BufferArena(Ring* ring, const ArenaOptions& options) : pool_(std::m
         }
         const int r = io_uring_register_buffers(ring->native(), iov.data(), static_cast<unsigned>(iov.size()));
         if (r < 0) {
-            rlimit lim{};
-            ::getrlimit(RLIMIT_MEMLOCK, &lim);
             std::string hint;
-            if (r == -ENOMEM)
-                hint = "registering pins " + mib(bytes) + " but RLIMIT_MEMLOCK is " +
-                       (lim.rlim_cur == RLIM_INFINITY ? std::string("unlimited") : mib(lim.rlim_cur)) +
-                       ": raise it (`ulimit -l unlimited`, or memlock in /etc/security/limits.conf) "
-                       "or ask for a smaller arena";
+            if (r == -ENOMEM)  // exact sizes: a small limit in whole MiB reads "0 MiB"
+                hint = "registering pins " + memory_size_text(bytes) + " but RLIMIT_MEMLOCK is " +
+                       memory_size_text(memlock_limit()) + " (shared by every process of uid " +
+                       std::to_string(::getuid()) + "): raise it (`ulimit -l unlimited`, or memlock in "
+                       "/etc/security/limits.conf) or grant CAP_IPC_LOCK, or ask for a smaller arena";
             else if (r == -EBUSY)
                 hint = "this ring already has a fixed-buffer table: use one arena per ring";
             else if (r == -EOVERFLOW || r == -EINVAL)
                 hint = "the kernel refused the layout: use slabs of at most 1 GiB";
-            throw SetupError("BufferArena: registering " + mib(bytes) + " as fixed buffers failed", r, hint);
+            throw SetupError("BufferArena: registering " + memory_size_text(bytes) + " as fixed buffers failed", r,
+                             hint);
         }
         p.registered = true;
         p.ring = ring->native();

@@ -3,15 +3,14 @@
 // "no". Everything it creates is closed before it returns; nothing leaves loopback.
 #include "zcio/probe.hpp"
 
+#include "pinned_memory.hpp"
 #include "uring_compat.hpp"
 #include "zcio/error.hpp"
 #include "zcio/unique_fd.hpp"
 
 #include <arpa/inet.h>
-#include <linux/capability.h>
 #include <netinet/in.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -46,14 +45,6 @@ std::string hex(std::uint64_t v) {
     char b[24];
     std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
     return b;
-}
-
-std::string bytes(std::uint64_t v) {
-    if (v == std::numeric_limits<std::uint64_t>::max()) return "unlimited";
-    if (v >= (1ULL << 30) && v % (1ULL << 30) == 0) return std::to_string(v >> 30) + " GiB";
-    if (v >= (1ULL << 20) && v % (1ULL << 20) == 0) return std::to_string(v >> 20) + " MiB";
-    if (v >= (1ULL << 10) && v % (1ULL << 10) == 0) return std::to_string(v >> 10) + " KiB";
-    return std::to_string(v) + " B";
 }
 
 // A ring for the probe's own trials, always torn down.
@@ -135,7 +126,7 @@ int try_setup(unsigned flags) {
 std::string memlock_hint(const KernelFeatures& k, int err) {
     if (err != -ENOMEM || k.memlock_exempt) return {};
     return " (io_uring charges rings, registered buffers and zero-copy sends to RLIMIT_MEMLOCK, " +
-           bytes(k.memlock_limit) + " here: raise `ulimit -l`)";
+           memory_size_text(k.memlock_limit) + " here: raise `ulimit -l`)";
 }
 
 int query(std::uint32_t op, void* data, std::uint32_t size, abi::query_hdr& hdr) {
@@ -562,31 +553,14 @@ std::string read_first_line(const char* path, int& err) {
     return line;
 }
 
-// io_uring charges registered memory to RLIMIT_MEMLOCK unless the process has CAP_IPC_LOCK in the
-// initial user namespace; a capability held only inside a user namespace does not count.
+// io_uring charges registered memory to RLIMIT_MEMLOCK unless the process is exempt (pinned_memory.hpp).
 void probe_memory(KernelFeatures& k) {
-    rlimit rl{};
-    if (::getrlimit(RLIMIT_MEMLOCK, &rl) == 0)
-        k.memlock_limit = rl.rlim_cur == RLIM_INFINITY ? std::numeric_limits<std::uint64_t>::max() : rl.rlim_cur;
+    k.memlock_limit = memlock_limit();
+    std::string why_not;
+    k.memlock_exempt = memlock_exempt(&why_not);
+    if (!k.memlock_exempt) k.reasons["memlock_exempt"] = why_not;
 
-    __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
-    __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
-    bool cap = false;
-    if (::syscall(SYS_capget, &hdr, data) == 0)
-        cap = (data[CAP_TO_INDEX(CAP_IPC_LOCK)].effective & CAP_TO_MASK(CAP_IPC_LOCK)) != 0;
     int err = 0;
-    const std::string uid_map = read_first_line("/proc/self/uid_map", err);
-    unsigned long inner = 1, outer = 1, count = 0;
-    const bool init_ns = err != 0 ||
-                         (std::sscanf(uid_map.c_str(), "%lu %lu %lu", &inner, &outer, &count) == 3 &&
-                          inner == 0 && outer == 0 && count == 4294967295UL);
-    k.memlock_exempt = cap && init_ns;
-    if (!cap)
-        k.reasons["memlock_exempt"] = "no CAP_IPC_LOCK: registered memory counts against RLIMIT_MEMLOCK (" +
-                                      bytes(k.memlock_limit) + ")";
-    else if (!init_ns)
-        k.reasons["memlock_exempt"] = "CAP_IPC_LOCK only inside a user namespace; io_uring checks the initial one";
-
     const std::string hp = read_first_line("/proc/sys/vm/nr_hugepages", err);
     if (err != 0)
         k.reasons["nr_hugepages"] = "/proc/sys/vm/nr_hugepages unreadable: " + errno_string(err);
@@ -658,7 +632,7 @@ std::string KernelFeatures::report() const {
          !query_interface ? "not asked" : zcrx_query_result == 0 ? "0" : errno_string(zcrx_query_result));
 
     out << "\nmemory\n";
-    line(out, "memlock_limit", bytes(memlock_limit));
+    line(out, "memlock_limit", memory_size_text(memlock_limit));
     for (const auto& f : memory_bools) bool_line(out, *this, f);
     line(out, "nr_hugepages", with_reason(*this, "nr_hugepages", std::to_string(nr_hugepages)));
     line(out, "thp_mode", with_reason(*this, "thp_mode", thp_mode.empty() ? "unknown" : thp_mode));
@@ -701,7 +675,7 @@ std::string KernelFeatures::report() const {
         out << "  - registered memory: no limit (" << (memlock_exempt ? "CAP_IPC_LOCK" : "RLIMIT_MEMLOCK unlimited")
             << ").\n";
     } else {
-        out << "  - registered arenas and buffer rings above " << bytes(memlock_limit)
+        out << "  - registered arenas and buffer rings above " << memory_size_text(memlock_limit)
             << " in total will fail with ENOMEM:\n"
                "    raise the limit (`ulimit -l <KiB>`, memlock in /etc/security/limits.conf, LimitMEMLOCK=\n"
                "    in a systemd unit) or grant CAP_IPC_LOCK.\n";

@@ -77,6 +77,7 @@ public:
     std::size_t inflight() const noexcept { return inflight_; }
     std::uint32_t ops_in_use() const noexcept { return ops_.in_use(); }
     Counters totals() const noexcept;
+    std::string fallback_reason() const;
     Ring& ring() noexcept { return ring_; }
 
 private:
@@ -141,6 +142,7 @@ private:
     bool held_back_ = false;              // a pump() stopped at a bound with sends still queued
     std::exception_ptr deferred_;         // what a handler threw, until it can be thrown
     std::uint32_t handler_depth_ = 0;     // > 0 while a handler runs (it may call us again)
+    bool pinning_refused_ = false;        // auto copied a send the kernel would not charge (ENOMEM)
 };
 
 }  // namespace zcio::detail

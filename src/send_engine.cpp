@@ -363,8 +363,9 @@ void SendCore::on_request(Op& op, const io_uring_cqe& cqe) {
     if (cqe.flags & IORING_CQE_F_MORE) ++op.f.notifs_pending;
     // A zero-copy request cancelled because the link ahead of it failed completes with flags 0 on
     // 6.18, yet its notification still comes when the request is freed (the link-failure path
-    // skips the hook that sets F_MORE). Wait for it, or the slot is reused under a live CQE.
-    else if (res == -ECANCELED && op.used != Strategy::copy) ++op.f.notifs_pending;
+    // skips the hook that sets F_MORE). Wait for it, or the slot is reused under a live CQE. So does
+    // a link member refused with ENOMEM at prep (RLIMIT_MEMLOCK): its notification was made first.
+    else if ((res == -ECANCELED || res == -ENOMEM) && op.used != Strategy::copy) ++op.f.notifs_pending;
     if (res >= 0) {
         op.done += static_cast<std::size_t>(res);
         s.counters.bytes += static_cast<std::size_t>(res);
@@ -377,6 +378,14 @@ void SendCore::on_request(Op& op, const io_uring_cqe& cqe) {
         }
     } else if (res == -ECANCELED && !s.failed) {
         // The link chain broke ahead of us (a short send); we were never issued. Go again, in order.
+        s.queue.insert_by_seq(&op);
+    } else if (res == -ENOMEM && s.strategy == Strategy::automatic && op.more.empty() &&
+               (op.used == Strategy::zc || op.used == Strategy::sendmsg_zc)) {
+        // Nothing sent: the kernel would not charge the pinned pages to RLIMIT_MEMLOCK (no
+        // CAP_IPC_LOCK). auto copies this send, and the socket's next ones until a re-probe.
+        op.used = Strategy::copy;
+        auto_.pinning_refused(s.auto_state, s.counters);
+        pinning_refused_ = true;
         s.queue.insert_by_seq(&op);
     } else {
         op.error = res == -ECANCELED && s.failed ? s.failed : res;

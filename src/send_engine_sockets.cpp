@@ -2,12 +2,14 @@
 // cold half of SendEngine (the hot path is src/send_engine.cpp).
 #include "send_core.hpp"
 
+#include "pinned_memory.hpp"
 #include "zcio/error.hpp"
 
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 
@@ -60,6 +62,7 @@ std::uint32_t SendEngine::ops_in_use() const noexcept { return core_->ops_in_use
 Counters SendEngine::counters() const noexcept { return core_->totals(); }
 const Counters& SendEngine::counters(SocketId id) const { return core_->socket(id).counters; }
 bool SendEngine::file_registered(SocketId id) const { return core_->socket(id).file >= 0; }
+std::string SendEngine::fallback_reason() const { return core_->fallback_reason(); }
 Ring& SendEngine::ring() noexcept { return core_->ring(); }
 
 namespace detail {
@@ -78,6 +81,11 @@ SendSocket& SendCore::socket(SocketId id) const {
         throw SetupError("SendEngine: unknown socket id " + std::to_string(id), 0,
                          "use the id add_socket() returned, before remove_socket()");
     return *sockets_[id];
+}
+
+std::string SendCore::fallback_reason() const {
+    if (!pinning_refused_) return {};
+    return "auto copied sends the kernel refused to pin (ENOMEM): " + pinned_send_advice();
 }
 
 Counters SendCore::totals() const noexcept {
@@ -99,6 +107,17 @@ SocketId SendCore::add_socket(int fd, const SocketOptions& options) {
     if (!support_.supported(options.strategy))
         throw SetupError("SendEngine::add_socket: " + support_.missing(options.strategy), 0,
                          "pick another --strategy, or `auto`, which adapts (see `zcperf --features`)");
+    if (options.strategy == Strategy::zc || options.strategy == Strategy::sendmsg_zc) {
+        // Fail now, not mid-run, when the kernel will not charge the pages this socket may pin.
+        const std::size_t bound = std::min(options.max_inflight_bytes, opt_.max_inflight_bytes);
+        if (try_pinned_charge(bound) == -ENOMEM)
+            throw SetupError(std::string("SendEngine::add_socket: strategy ") + to_string(options.strategy) +
+                                 " would pin up to " + memory_size_text(bound) +
+                                 " in flight, which the kernel refuses to charge now (ENOMEM)",
+                             0,
+                             pinned_send_advice() +
+                                 "; or use `auto` (copies what cannot be charged), or a smaller max_inflight_bytes");
+    }
     auto sock = std::make_unique<SendSocket>();
     sock->core = this;
     sock->fd = fd;

@@ -396,9 +396,11 @@ std::string SinkNamespace::mac_string(Side side) const {
     return buf;
 }
 
-// The rtnetlink walking macros (NLMSG_OK, RTA_NEXT, ...) are written with C casts.
+// The rtnetlink walking macros (NLMSG_OK, RTA_NEXT, ...) are written with C casts, and NLMSG_OK
+// compares the header's __u32 length with an int (gcc hides that in a system macro; clang does not).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wold-style-cast"
+#pragma GCC diagnostic ignored "-Wsign-compare"
 std::uint64_t SinkNamespace::qdisc_drops() const {
     // Asked over rtnetlink from inside the tx namespace: exact, and no process spawned per read,
     // so a benchmark can read it around every run.

@@ -8,14 +8,9 @@
 #include "zcio/send_engine.hpp"
 #include "zcio/sink_namespace.hpp"
 
-#include <fcntl.h>
-#include <grp.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
-#include <poll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -30,6 +25,7 @@
 #include "fault_support.hpp"
 #include "net_fixtures.hpp"
 #include "run_program.hpp"
+#include "unprivileged.hpp"
 
 namespace {
 
@@ -537,58 +533,20 @@ TEST(RingDestroyedBeforeArena, TheArenaDoesNotTouchAnotherRing) {
 TEST(Memlock, ArenaOverTheLimitThrowsSetupErrorNamingTheLimit) {
     if (!zcio::test::running_as_root())
         GTEST_SKIP() << "needs root to drop to an unprivileged uid (root is exempt from RLIMIT_MEMLOCK)";
-    int fds[2];
-    ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
-    const pid_t pid = ::fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-        // Child: no gtest, no exceptions out; the verdict goes through the exit code and the pipe.
-        ::close(fds[0]);
-        auto report = [&](int code, const std::string& msg) {
-            [[maybe_unused]] ssize_t w = ::write(fds[1], msg.data(), msg.size());
-            ::_exit(code);
-        };
-        rlimit lim{1u << 20, 1u << 20};
-        if (::setrlimit(RLIMIT_MEMLOCK, &lim) != 0) report(10, "setrlimit failed");
-        if (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0)
-            report(11, "cannot drop to uid 65534");
-        if (::geteuid() == 0) report(12, "still root");
+    const auto r = zcio::test::run_unprivileged(1u << 20, [](std::string& msg) {
+        zcio::Ring ring;
         try {
-            zcio::Ring ring;
-            try {
-                zcio::BufferArena arena(ring, {.slab_size = 1 << 20, .slab_count = 16, .huge_pages = false});
-                report(2, "a 16 MiB arena was registered under a 1 MiB RLIMIT_MEMLOCK: " + arena.describe());
-            } catch (const zcio::SetupError& e) {
-                report(0, e.what());
-            }
-        } catch (const std::exception& e) {
-            report(3, std::string("ring: ") + e.what());
+            zcio::BufferArena arena(ring, {.slab_size = 1 << 20, .slab_count = 16, .huge_pages = false});
+            msg = "a 16 MiB arena was registered under a 1 MiB RLIMIT_MEMLOCK: " + arena.describe();
+            return 2;
+        } catch (const zcio::SetupError& e) {
+            msg = e.what();
+            return 0;
         }
-        report(4, "unreachable");
-    }
-    ::close(fds[1]);
-    std::string msg;
-    const Deadline until(15s);
-    for (;;) {
-        pollfd pf{fds[0], POLLIN, 0};
-        if (::poll(&pf, 1, 100) > 0) {
-            char buf[1024];
-            const ssize_t n = ::read(fds[0], buf, sizeof buf);
-            if (n <= 0) break;
-            msg.append(buf, static_cast<std::size_t>(n));
-        }
-        if (until.passed()) {
-            ::kill(pid, SIGKILL);
-            break;
-        }
-    }
-    ::close(fds[0]);
-    int status = 0;
-    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-    ASSERT_TRUE(WIFEXITED(status)) << "the child crashed or hung: " << msg;
-    EXPECT_EQ(WEXITSTATUS(status), 0) << msg;
-    EXPECT_NE(msg.find("RLIMIT_MEMLOCK"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("ulimit -l"), std::string::npos) << msg;
+    });
+    EXPECT_EQ(r.exit_code, 0) << r.message;
+    EXPECT_NE(r.message.find("RLIMIT_MEMLOCK"), std::string::npos) << r.message;
+    EXPECT_NE(r.message.find("ulimit -l"), std::string::npos) << r.message;
 }
 
 // ---- the CQ overflows -----------------------------------------------------------------------------

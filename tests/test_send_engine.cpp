@@ -13,102 +13,18 @@
 #include <vector>
 
 #include "net_fixtures.hpp"
+#include "send_stream.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
 using zcio::test::StreamChecker;
-
-enum class ModelKind { two_step, storage, group };
-const char* name(ModelKind m) {
-    return m == ModelKind::two_step ? "two_step" : m == ModelKind::storage ? "storage" : "group";
-}
-
-// What every release told us, summed.
-struct Tally {
-    std::uint64_t releases = 0, sent_events = 0, bytes = 0, errors = 0, zero_copy = 0, copied = 0;
-    std::uint64_t sent_before_release_violations = 0;
-};
-
-// Sends `total` patterned bytes in random-size pieces (1 B .. max_piece) with many in flight,
-// through one strategy and one completion model; returns when every buffer is back.
-Tally stream_through(zcio::SendEngine& engine, zcio::BufferArena& arena, zcio::SocketId sock,
-                     ModelKind model, std::uint64_t total, std::size_t max_piece, std::uint32_t seed) {
-    Tally t;
-    std::mt19937 rng(seed);
-    // Mostly small-to-medium, sometimes the whole slab: covers 1 B and 1 MiB.
-    std::uniform_int_distribution<std::size_t> pick(1, max_piece);
-    std::uint64_t offset = 0;
-    zcio::NotifGroup group([&t](const zcio::GroupResult& g) {
-        t.releases += g.sends;
-        t.bytes += g.bytes;
-        t.errors += g.errors;
-        t.zero_copy += g.zero_copy;
-        t.copied += g.copied;
-        ++t.sent_events;  // one group event
-    });
-    std::uint64_t group_sends = 0;
-    while (offset < total) {
-        zcio::Buffer b = arena.take();
-        while (!b) {
-            engine.run(true, 100ms);
-            b = arena.take();
-        }
-        std::size_t n = pick(rng);
-        if (rng() % 16 == 0) n = std::min<std::size_t>(b.capacity(), max_piece);
-        n = static_cast<std::size_t>(std::min<std::uint64_t>(n, total - offset));
-        b.resize(n);
-        zcio::test::fill_pattern(b.span(), offset);
-        offset += n;
-        switch (model) {
-        case ModelKind::two_step: {
-            auto* tp = &t;
-            engine.send(sock, std::move(b),
-                        zcio::TwoStep{[tp](const zcio::SendResult&) { ++tp->sent_events; },
-                                      [tp](zcio::Release&& r) {
-                                          ++tp->releases;
-                                          if (tp->sent_events < tp->releases) ++tp->sent_before_release_violations;
-                                          tp->bytes += r.bytes;
-                                          tp->errors += r.error != 0;
-                                          tp->zero_copy += r.usage == zcio::Usage::zero_copy;
-                                          tp->copied += r.usage == zcio::Usage::copied;
-                                      }});
-            break;
-        }
-        case ModelKind::storage: {
-            auto* tp = &t;
-            engine.send(sock, std::move(b), zcio::Storage{[tp](zcio::Release&& r) {
-                            ++tp->releases;
-                            tp->bytes += r.bytes;
-                            tp->errors += r.error != 0;
-                            tp->zero_copy += r.usage == zcio::Usage::zero_copy;
-                            tp->copied += r.usage == zcio::Usage::copied;
-                            EXPECT_TRUE(r.buffer) << "the buffer must come back in the release";
-                        }});
-            break;
-        }
-        case ModelKind::group:
-            engine.send(sock, std::move(b), group);
-            ++group_sends;
-            if (group_sends % 64 == 0) {  // close a group every 64 sends, wait for its one event
-                engine.flush(group);
-                while (group.pending() > 0 || group.flushed()) {
-                    if (engine.run(true, 1s) == -ETIME) break;
-                    if (group.pending() == 0 && t.releases == group_sends) break;
-                }
-            }
-            break;
-        }
-    }
-    if (model == ModelKind::group) engine.flush(group);
-    EXPECT_EQ(engine.drain(30s), 0) << "every send must be released";
-    return t;
-}
-
-struct StrategyModel {
-    zcio::Strategy strategy;
-    ModelKind model;
-};
+using zcio::test::all_combinations;
+using zcio::test::case_name;
+using zcio::test::ModelKind;
+using zcio::test::StrategyModel;
+using zcio::test::stream_through;
+using zcio::test::Tally;
 
 class StreamIntegrity : public ::testing::TestWithParam<StrategyModel> {};
 
@@ -149,20 +65,8 @@ TEST_P(StreamIntegrity, TcpLoopbackStreamArrivesExactlyWithEveryBufferBackOnce) 
     }
 }
 
-std::vector<StrategyModel> all_combinations() {
-    std::vector<StrategyModel> v;
-    for (auto s : zcio::all_strategies)
-        for (auto m : {ModelKind::two_step, ModelKind::storage, ModelKind::group}) v.push_back({s, m});
-    return v;
-}
-
 INSTANTIATE_TEST_SUITE_P(AllStrategiesAndModels, StreamIntegrity, ::testing::ValuesIn(all_combinations()),
-                         [](const auto& info) {
-                             std::string n = zcio::to_string(info.param.strategy);
-                             for (auto& ch : n)
-                                 if (ch == '-') ch = '_';
-                             return n + "_" + name(info.param.model);
-                         });
+                         [](const auto& info) { return case_name(info.param); });
 
 TEST(SendEngine, PlainMemoryIsSendableToo) {
     zcio::Ring ring;

@@ -64,6 +64,16 @@ public:
     std::size_t size() const noexcept { return size_; }          // bytes to send
     std::size_t capacity() const noexcept { return capacity_; }
     void resize(std::size_t n) noexcept { size_ = n <= capacity_ ? n : capacity_; }
+    // Drops the first `n` bytes (at most capacity()) from the view: the send starts there. The handle
+    // still owns its whole slab, which goes home whole when dropped; registered memory stays
+    // registered (a sub-range of a fixed buffer is sent as fixed). With resize() for the back, any
+    // sub-range of a slab can be sent:  b.trim_front(13); b.resize(b.capacity() - 13);
+    void trim_front(std::size_t n) noexcept {
+        if (n > capacity_) n = capacity_;
+        data_ += n;
+        capacity_ -= n;
+        size_ = size_ > n ? size_ - n : 0;
+    }
     std::span<std::byte> span() noexcept { return {data_, size_}; }
     std::span<const std::byte> span() const noexcept { return {data_, size_}; }
     explicit operator bool() const noexcept { return data_ != nullptr; }

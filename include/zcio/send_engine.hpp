@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 
 namespace zcio {
 
@@ -101,6 +102,9 @@ public:
     // reference to it until remove_socket(), so remove it before closing). Throws SetupError for a
     // non-socket, an unsupported type, or a strategy this kernel lacks (with the probe's why, and
     // the strategies that do work). `auto` never fails: without zero-copy send it only copies.
+    // zc and sendmsg-zc pin the pages of each send, which a process without CAP_IPC_LOCK pays from
+    // RLIMIT_MEMLOCK: they are refused here when the socket's in-flight bound cannot be charged now,
+    // not with ENOMEM mid-run; `auto` copies instead (see fallback_reason()).
     SocketId add_socket(int fd, const SocketOptions& options = {});
     // Fails every queued send, waits (up to shutdown_timeout) for the in-flight ones; then the
     // id is invalid and 0 is returned. -ETIMEDOUT when the kernel still holds some of the
@@ -140,6 +144,9 @@ public:
     Counters counters() const noexcept;      // the engine's totals: every socket, removed ones too
     const Counters& counters(SocketId id) const;
     bool file_registered(SocketId id) const;  // its requests use the ring's file table
+    // Why `auto` copied sends it meant to send zero-copy, with the fix; empty if it never had to
+    // (today: the kernel refused to charge pinned pages to RLIMIT_MEMLOCK, see add_socket).
+    std::string fallback_reason() const;
     Ring& ring() noexcept;
 
 private:

@@ -21,44 +21,54 @@ namespace {
 void check(bool ok, const char* what) {
     if (!ok) throw std::runtime_error(std::string(what) + ": " + std::to_string(errno));
 }
-sockaddr_in loopback(std::uint16_t port) {
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    return a;
+// The loopback address of `family`, port 0 (the kernel picks a free one at bind).
+sockaddr_storage loopback(int family, socklen_t& len) {
+    sockaddr_storage ss{};
+    if (family == AF_INET6) {
+        auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+        a->sin6_family = AF_INET6;
+        a->sin6_addr = in6addr_loopback;
+        len = sizeof *a;
+    } else {
+        auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+        a->sin_family = AF_INET;
+        a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        len = sizeof *a;
+    }
+    return ss;
 }
+sockaddr* as_sockaddr(sockaddr_storage& ss) { return reinterpret_cast<sockaddr*>(&ss); }
 }  // namespace
 
-SocketPair tcp_loopback_pair(int rcvbuf) {
-    UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+SocketPair tcp_loopback_pair(int rcvbuf, int family) {
+    UniqueFd listener(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
     check(bool(listener), "socket");
-    sockaddr_in a = loopback(0);
-    check(::bind(listener.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0, "bind");
+    socklen_t len = 0;
+    sockaddr_storage a = loopback(family, len);
+    check(::bind(listener.get(), as_sockaddr(a), len) == 0, "bind");
     check(::listen(listener.get(), 1) == 0, "listen");
-    socklen_t len = sizeof a;
-    check(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&a), &len) == 0, "getsockname");
-    UniqueFd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    check(::getsockname(listener.get(), as_sockaddr(a), &len) == 0, "getsockname");
+    UniqueFd client(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
     check(bool(client), "socket");
-    check(::connect(client.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0, "connect");
+    check(::connect(client.get(), as_sockaddr(a), len) == 0, "connect");
     UniqueFd server(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
     check(bool(server), "accept");
     if (rcvbuf > 0) ::setsockopt(server.get(), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     return {std::move(client), std::move(server)};
 }
 
-SocketPair udp_loopback_pair() {
-    UniqueFd rx(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+SocketPair udp_loopback_pair(int family) {
+    UniqueFd rx(::socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
     check(bool(rx), "socket");
-    sockaddr_in a = loopback(0);
-    check(::bind(rx.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0, "bind");
-    socklen_t len = sizeof a;
-    check(::getsockname(rx.get(), reinterpret_cast<sockaddr*>(&a), &len) == 0, "getsockname");
+    socklen_t len = 0;
+    sockaddr_storage a = loopback(family, len);
+    check(::bind(rx.get(), as_sockaddr(a), len) == 0, "bind");
+    check(::getsockname(rx.get(), as_sockaddr(a), &len) == 0, "getsockname");
     int big = 8 << 20;
     ::setsockopt(rx.get(), SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
-    UniqueFd tx(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    UniqueFd tx(::socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
     check(bool(tx), "socket");
-    check(::connect(tx.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0, "connect");
+    check(::connect(tx.get(), as_sockaddr(a), len) == 0, "connect");
     return {std::move(tx), std::move(rx)};
 }
 

@@ -4,6 +4,8 @@
 
 #include "zcio/unique_fd.hpp"
 
+#include <sys/socket.h>
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -26,8 +28,9 @@ struct SocketPair {
     UniqueFd sender;
     UniqueFd receiver;
 };
-SocketPair tcp_loopback_pair(int rcvbuf = 0);
-SocketPair udp_loopback_pair();
+// Over 127.0.0.1, or ::1 with family AF_INET6.
+SocketPair tcp_loopback_pair(int rcvbuf = 0, int family = AF_INET);
+SocketPair udp_loopback_pair(int family = AF_INET);
 
 // Reads a TCP stream to EOF (or error) on its own thread and checks it against pattern_byte().
 class StreamChecker {
