@@ -55,7 +55,11 @@ public:
     SocketId add_socket(int fd, const SocketOptions& options);
     int remove_socket(SocketId id);
     int set_strategy(SocketId id, Strategy strategy);
-    SendSocket& socket(SocketId id) const;  // throws SetupError for an unknown id
+    SendSocket& socket(SocketId id) const {  // throws SetupError for an unknown id
+        if (id < sockets_.size() && sockets_[id]) [[likely]]
+            return *sockets_[id];
+        unknown_socket(id);
+    }
     void shutdown() noexcept;                // the destructor's work
 
     // ---- completion -------------------------------------------------------------------------
@@ -81,16 +85,45 @@ public:
     Ring& ring() noexcept { return ring_; }
 
 private:
-    Strategy choose(SendSocket& s, const Buffer& b, const SendOptions& options);
+    Strategy choose(SendSocket& s, const Buffer& b, const SendOptions& options) {
+        const Strategy want = options.strategy && !is_syscall(*options.strategy) ? *options.strategy : s.strategy;
+        if (want == Strategy::automatic) return auto_.choose(s.auto_state, b, ring_.id(), s.counters);
+        // zc_fixed needs the buffer in this ring's table; plain memory goes as zc (and says so).
+        if (want == Strategy::zc_fixed && !b.registered_with(ring_.id())) [[unlikely]] {
+            ++s.counters.fallbacks;
+            return Strategy::zc;
+        }
+        return want;
+    }
+    [[noreturn, gnu::cold]] static void unknown_socket(SocketId id);
     [[gnu::noinline]] Op* wait_for_op(SendSocket& s, int& refused);
     [[gnu::cold, gnu::noinline]] void refuse(SendSocket& s, int err, Buffer&& buffer, SentHandler& on_sent,
                                              ReleaseHandler& on_release, NotifGroup* group, BufferChain* more);
 
     // submission
     void pump(SendSocket& s);
-    bool room_for(const SendSocket& s, const Op& op) const noexcept;
-    void count_inflight(SendSocket& s, Op& op) noexcept;
-    void uncount_inflight(SendSocket& s, Op& op) noexcept;
+    bool room_for(const SendSocket& s, const Op& op) const noexcept {
+        // A single send larger than the bound must still go: the bound is on what waits behind it.
+        if (op.f.counted) return true;
+        const std::size_t n = op.total - op.done;
+        return (s.inflight == 0 || s.inflight + n <= s.max_inflight) &&
+               (inflight_ == 0 || inflight_ + n <= opt_.max_inflight_bytes);
+    }
+    // In-flight bytes, in one place: counted once when an op first goes out, uncounted at its
+    // release (which is final: the op's flags are reset when it is taken again).
+    void count_inflight(SendSocket& s, Op& op) noexcept {
+        if (op.f.counted) return;
+        op.f.counted = true;
+        s.inflight += op.total;
+        inflight_ += op.total;
+    }
+    void uncount_inflight(SendSocket& s, Op& op) noexcept {
+        if (!op.f.counted) return;
+        if (s.inflight < op.total || inflight_ < op.total) [[unlikely]] return inflight_underflow(s, op);
+        s.inflight -= op.total;
+        inflight_ -= op.total;
+    }
+    [[gnu::cold, gnu::noinline]] void inflight_underflow(SendSocket& s, Op& op) noexcept;
     [[gnu::always_inline]] inline void prep(SendSocket& s, Op& op, bool link);  // one SQE: the hot path
     bool needs_msghdr(const Op& op) const noexcept;
     void prep_msghdr(SendSocket& s, Op& op, io_uring_sqe* sqe, int flags);
@@ -103,7 +136,10 @@ private:
     void maybe_release(Op& op) {
         if (op.settled()) release(op);
     }
-    void fire_sent(Op& op);
+    void fire_sent(Op& op) {
+        if (op.model == Model::two_step && op.on_sent) [[unlikely]] fire_sent_now(op);
+    }
+    [[gnu::noinline]] void fire_sent_now(Op& op);
     void fire_group(NotifGroup& g);
     void fail_socket(SendSocket& s, int err);
     void pump_held_back(const SendSocket& released);

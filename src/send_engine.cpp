@@ -156,17 +156,6 @@ int SendCore::address(const SendSocket& s, Op& op, const SendOptions& options) n
     return 0;
 }
 
-Strategy SendCore::choose(SendSocket& s, const Buffer& b, const SendOptions& options) {
-    const Strategy want = options.strategy && !is_syscall(*options.strategy) ? *options.strategy : s.strategy;
-    if (want == Strategy::automatic) return auto_.choose(s.auto_state, b, ring_.id(), s.counters);
-    // zc_fixed needs the buffer in this ring's table; plain memory goes as zc (and says so).
-    if (want == Strategy::zc_fixed && !b.registered_with(ring_.id())) {
-        ++s.counters.fallbacks;
-        return Strategy::zc;
-    }
-    return want;
-}
-
 // Every slot is in use: drive the loop until a release frees one, but not from inside a
 // completion handler (the CQEs being walked are ours) and not forever (a peer that never reads
 // would hang us). Null: the send must be refused, for the reason left in `refused`.
@@ -209,30 +198,10 @@ void SendCore::refuse(SendSocket& s, int err, Buffer&& buffer, SentHandler& on_s
 
 // ---- submission ------------------------------------------------------------------------------------
 
-bool SendCore::room_for(const SendSocket& s, const Op& op) const noexcept {
-    // A single send larger than the bound must still go: the bound is on what waits behind it.
-    if (op.f.counted) return true;
-    const std::size_t n = op.total - op.done;
-    const bool socket_idle = s.inflight == 0, engine_idle = inflight_ == 0;
-    return (socket_idle || s.inflight + n <= s.max_inflight) &&
-           (engine_idle || inflight_ + n <= opt_.max_inflight_bytes);
-}
-
-// In-flight bytes, in one place: counted once when an op first goes out, uncounted at its release.
-void SendCore::count_inflight(SendSocket& s, Op& op) noexcept {
-    if (op.f.counted) return;
-    op.f.counted = true;
-    s.inflight += op.total;
-    inflight_ += op.total;
-}
-
-void SendCore::uncount_inflight(SendSocket& s, Op& op) noexcept {
-    if (!op.f.counted) return;
-    ZCIO_INVARIANT(s.inflight >= op.total && inflight_ >= op.total, s.counters.inflight_underflows,
-                   "in-flight bytes would go below zero at a release");
-    s.inflight -= std::min(s.inflight, op.total);
+void SendCore::inflight_underflow(SendSocket& s, Op& op) noexcept {
+    ZCIO_INVARIANT(false, s.counters.inflight_underflows, "in-flight bytes would go below zero at a release");
+    s.inflight -= std::min(s.inflight, op.total);  // clamped, not wrapped: the bounds stay usable
     inflight_ -= std::min(inflight_, op.total);
-    op.f.counted = false;
 }
 
 void SendCore::pump(SendSocket& s) {
@@ -415,10 +384,10 @@ void SendCore::on_notification(Op& op, const io_uring_cqe& cqe) {
     maybe_release(op);
 }
 
-// on_sent, in one place: TwoStep's first step, once, when no more requests will be issued. (Syscall
-// strategies and refused sends have no separate "sent" event: it comes just before the release.)
-void SendCore::fire_sent(Op& op) {
-    if (op.model != Model::two_step || !op.on_sent) return;
+// on_sent, in one place (fire_sent): TwoStep's first step, once, when no more requests will be
+// issued. (Syscall strategies and refused sends have no separate "sent" event: it comes just
+// before the release.)
+void SendCore::fire_sent_now(Op& op) {
     SentHandler h = std::move(op.on_sent);
     const SendResult result{op.error ? op.error : static_cast<int>(op.done)};
     call([&] { h(result); });

@@ -76,11 +76,9 @@ SendCore::SendCore(Ring& ring, const EngineOptions& o)
       syscalls_(*this, ring),
       ops_(o.max_ops, &SendCore::on_cqe, this) {}
 
-SendSocket& SendCore::socket(SocketId id) const {
-    if (id >= sockets_.size() || !sockets_[id])
-        throw SetupError("SendEngine: unknown socket id " + std::to_string(id), 0,
-                         "use the id add_socket() returned, before remove_socket()");
-    return *sockets_[id];
+void SendCore::unknown_socket(SocketId id) {
+    throw SetupError("SendEngine: unknown socket id " + std::to_string(id), 0,
+                     "use the id add_socket() returned, before remove_socket()");
 }
 
 std::string SendCore::fallback_reason() const {
