@@ -695,4 +695,85 @@ TEST(Zcperf, HelpShowsIperf3Options) {
         EXPECT_NE(r.out.find(opt), std::string::npos) << opt;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Receive fallbacks: one line by default; the NIC set-up only when zcrx was asked for by name,
+// once per run, for the test's flow type. lo cannot do zcrx (EOPNOTSUPP; EPERM without root).
+
+std::vector<std::string> lines_with(const std::string& text, const std::string& what) {
+    std::vector<std::string> found;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);)
+        if (line.find(what) != std::string::npos) found.push_back(line);
+    return found;
+}
+
+// A text-mode server (no -J) for one test, up and listening.
+std::unique_ptr<Process> start_text_server(std::uint16_t port) {
+    auto p = std::make_unique<Process>(std::vector<std::string>{"-s", "-1", "-p", std::to_string(port)});
+    for (int i = 0; i < 300 && !listening(port); ++i) std::this_thread::sleep_for(10ms);
+    return p;
+}
+
+// The receive report names what ran ("multishot (requested zcrx), ..."); why, in one line of its own.
+void expect_one_fallback_line(const std::string& out) {
+    EXPECT_EQ(lines_with(out, "fell back").size(), 1u) << out;
+    const auto zcrx = lines_with(out, "zcrx unavailable");
+    ASSERT_EQ(zcrx.size(), 1u) << out;
+    EXPECT_EQ(zcrx[0].rfind("zcio receive fell back: zcrx unavailable on lo: ", 0), 0u) << zcrx[0];
+    EXPECT_TRUE(zcrx[0].find("; using bundle buffer ring") != std::string::npos ||
+                zcrx[0].find("; using multishot buffer ring") != std::string::npos)
+        << zcrx[0];
+    EXPECT_NE(zcrx[0].find("zcperf --features"), std::string::npos) << zcrx[0];
+}
+
+TEST(ZcperfFallback, AutoFallingBackFromZcrxSaysSoInOneLine) {
+    const std::uint16_t port = free_port();
+    auto server = start_text_server(port);
+    Ran client = run({"-c", "127.0.0.1", "-p", std::to_string(port), "-t", "0.5", "--strategy", "copy", "--recv", "auto"});
+    ASSERT_EQ(client.rc, 0) << client.err;
+    ASSERT_EQ(server->wait(15s), 0) << server->err();
+    expect_one_fallback_line(client.out);     // the server's receive, reported to the client
+    expect_one_fallback_line(server->out());  // and by the server itself
+    for (const std::string& text : {client.out, client.err, server->out(), server->err()})
+        EXPECT_EQ(text.find("ethtool"), std::string::npos) << "no NIC recipe unless zcrx was asked for:\n" << text;
+}
+
+TEST(ZcperfFallback, ZcrxByNameGivesTheNicSetUpOnceForTheTestsFlow) {
+    const std::uint16_t port = free_port();
+    auto server = start_text_server(port);
+    Ran client = run({"-c", "127.0.0.1", "-p", std::to_string(port), "-t", "0.5", "-P", "2", "--strategy", "copy",
+                      "--recv", "zcrx"});
+    ASSERT_EQ(client.rc, 0) << client.err;
+    ASSERT_EQ(server->wait(15s), 0) << server->err();
+    expect_one_fallback_line(client.out);
+    expect_one_fallback_line(server->out());
+    // The receiving end (where ethtool must run) says how to set a NIC up, once, for IPv4 to its port.
+    const std::string err = server->err();
+    const auto steer = lines_with(err, "ethtool -N");
+    ASSERT_EQ(steer.size(), 1u) << err;
+    EXPECT_NE(steer[0].find("flow-type tcp4 dst-port " + std::to_string(port) + " "), std::string::npos) << steer[0];
+    EXPECT_EQ(lines_with(err, "tcp-data-split on").size(), 1u) << err;
+    EXPECT_EQ(err.find("tcp6"), std::string::npos) << err;
+    EXPECT_EQ(client.out.find("ethtool"), std::string::npos) << client.out;
+}
+
+// A receive sweep runs many cells in one process (an in-process server): the set-up still comes once.
+TEST(ZcperfFallback, ReceiveSweepGivesTheNicSetUpOncePerRunInTheRightFamily) {
+    for (const char* family : {"-4", "-6"}) {
+        const fs::path out = fs::temp_directory_path() / ("zcperf-fb-" + std::to_string(::getpid()));
+        Ran r = run({"--sweep", "--target", "loopback", family, "--recv", "zcrx,auto", "--sizes", "16K", "-t", "0.2",
+                     "--repeat", "2", "--no-progress", "--out", out.string()},
+                    90s);
+        std::error_code ec;
+        fs::remove_all(out, ec);
+        if (std::string(family) == "-6" && r.rc != 0 && r.err.find("::1") != std::string::npos)
+            GTEST_SKIP() << "no IPv6 loopback here: " << r.err;
+        ASSERT_EQ(r.rc, 0) << family << ": " << r.err << r.out;
+        const auto steer = lines_with(r.err, "ethtool -N");
+        ASSERT_EQ(steer.size(), 1u) << family << ": " << r.err;
+        const std::string want = std::string("flow-type ") + (family == std::string("-4") ? "tcp4" : "tcp6");
+        EXPECT_NE(steer[0].find(want), std::string::npos) << steer[0];
+    }
+}
+
 }  // namespace

@@ -4,6 +4,7 @@
 #include "net.hpp"
 #include "payload.hpp"
 #include "payload_buffers.hpp"
+#include "receive_fallback.hpp"
 
 #include <zcio/buffer_arena.hpp>
 #include <zcio/error.hpp>
@@ -275,6 +276,7 @@ std::vector<StreamReport> run_receivers(const std::vector<StreamSocket>& sockets
         receive.strategy = zcio::to_string(rx->strategy());
         receive.fallback_reason = rx->fallback_reason();
         receive.description = rx->describe();
+        if (n) advise_zcrx_setup(receive, sockets[0].fd, ifname);
         std::vector<int> stream_of(n, -1);  // connection id -> index in `sockets`
         std::size_t open = 0;
         for (std::size_t i = 0; i < n; ++i) {
