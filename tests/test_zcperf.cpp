@@ -4,7 +4,11 @@
 
 #include "control.hpp"
 #include "payload.hpp"
+#include "payload_buffers.hpp"
 #include "options.hpp"
+
+#include <zcio/error.hpp>
+#include <zcio/ring.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -17,10 +21,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <random>
 #include <sstream>
 #include <string>
@@ -773,6 +779,79 @@ TEST(ZcperfFallback, ReceiveSweepGivesTheNicSetUpOncePerRunInTheRightFamily) {
         ASSERT_EQ(steer.size(), 1u) << family << ": " << r.err;
         const std::string want = std::string("flow-type ") + (family == std::string("-4") ? "tcp4" : "tcp6");
         EXPECT_NE(steer[0].find(want), std::string::npos) << steer[0];
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Send buffers: warm by default, a FIFO over the whole working set with --working-set
+
+zcperf::SendSpec spec_for(zcio::Strategy s, std::size_t length, std::size_t working_set = 0) {
+    zcperf::SendSpec spec;
+    spec.strategy = s;
+    spec.length = length;
+    spec.working_set = working_set;
+    return spec;
+}
+
+TEST(ZcperfBuffers, CopyingStrategiesResendOneWarmBuffer) {
+    zcio::Ring ring;
+    for (auto s : {zcio::Strategy::plain, zcio::Strategy::copy}) {
+        zcperf::PayloadBuffers buffers(ring, spec_for(s, 60000), 1, 1);
+        EXPECT_TRUE(buffers.reuses_one());
+        zcio::Buffer a = buffers.next();
+        zcio::Buffer b = buffers.next();  // a is still "in flight": the bytes are the same, so it may be
+        ASSERT_TRUE(a && b);
+        EXPECT_EQ(a.data(), b.data());
+        EXPECT_EQ(b.size(), 60000u);
+    }
+    // --verify writes each send's stream offset into its buffer: never one buffer for two sends.
+    zcperf::SendSpec verified = spec_for(zcio::Strategy::plain, 60000);
+    verified.verify = true;
+    zcperf::PayloadBuffers buffers(ring, verified, 1, 1);
+    EXPECT_FALSE(buffers.reuses_one());
+    zcio::Buffer a = buffers.next();
+    EXPECT_NE(a.data(), buffers.next().data());
+}
+
+// The arena's free list is LIFO: a zero-copy strategy gets back the slab released last, so its
+// working set is what it has in flight.
+TEST(ZcperfBuffers, ZeroCopyTakesBackTheSlabReleasedLast) {
+    zcio::Ring ring;
+    zcperf::PayloadBuffers buffers(ring, spec_for(zcio::Strategy::zc_fixed, 60000), 1, 1);
+    EXPECT_FALSE(buffers.reuses_one());
+    zcio::Buffer a = buffers.next();
+    const std::byte* where = a.data();
+    zcio::Buffer b = buffers.next();
+    EXPECT_NE(b.data(), where);
+    buffers.recycle(std::move(a));  // a release: home to the arena
+    EXPECT_EQ(buffers.next().data(), where);
+}
+
+// --working-set: every buffer goes round the whole line before it is used again.
+TEST(ZcperfBuffers, WorkingSetCyclesThroughEveryBufferInOrder) {
+    zcio::Ring ring;
+    for (auto s : {zcio::Strategy::plain, zcio::Strategy::zc_fixed}) {
+        const std::size_t n = zcperf::working_set_buffers(16u << 20, 60000);
+        std::unique_ptr<zcperf::PayloadBuffers> made;
+        try {
+            made = std::make_unique<zcperf::PayloadBuffers>(ring, spec_for(s, 60000, 16u << 20), 1, 1);
+        } catch (const zcio::SetupError& e) {
+            GTEST_SKIP() << "16 MiB of registered memory: " << e.what();
+        }
+        zcperf::PayloadBuffers& buffers = *made;
+        ASSERT_GE(buffers.capacity(), n);
+        std::vector<const std::byte*> order;
+        for (std::size_t i = 0; i < buffers.capacity(); ++i) {
+            zcio::Buffer b = buffers.next();
+            ASSERT_TRUE(b) << i;
+            order.push_back(b.data());
+            buffers.recycle(std::move(b));  // released at once: still goes to the back of the line
+        }
+        std::vector<const std::byte*> distinct = order;
+        std::sort(distinct.begin(), distinct.end());
+        EXPECT_EQ(std::unique(distinct.begin(), distinct.end()) - distinct.begin(),
+                  static_cast<std::ptrdiff_t>(buffers.capacity()));
+        EXPECT_EQ(buffers.next().data(), order.front());  // then round again, in the same order
     }
 }
 

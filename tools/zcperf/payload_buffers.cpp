@@ -84,7 +84,10 @@ zcio::Buffer PayloadBuffers::next() noexcept {
 }
 
 void PayloadBuffers::recycle(zcio::Buffer&& b) noexcept {
-    if (line_.empty() || !b || count_ == line_.size()) return;  // dropped here: home to its arena
+    if (line_.empty() || !b || count_ == line_.size()) {
+        zcio::Buffer home = std::move(b);  // dropped here: back to its arena (LIFO: taken next)
+        return;
+    }
     line_[(head_ + count_) % line_.size()] = std::move(b);
     ++count_;
 }
