@@ -855,4 +855,55 @@ TEST(ZcperfBuffers, WorkingSetCyclesThroughEveryBufferInOrder) {
     }
 }
 
+// The sweep's header and JSON say which buffers ran: warm by default, else the working set.
+TEST(ZcperfBuffers, SweepSaysWhichBuffersRan) {
+    const fs::path out = fs::temp_directory_path() / ("zcperf-ws-" + std::to_string(::getpid()));
+    for (const char* ws : {"", "8M"}) {
+        std::vector<std::string> args{"--target", "loopback", "--strategy", "plain", "--sizes", "4K", "-t", "0.1",
+                                      "--repeat", "1", "--plot", "none", "--no-progress", "--out", out.string()};
+        if (*ws) args.insert(args.end(), {"--working-set", ws});
+        Ran r = run(args, 60s);
+        ASSERT_EQ(r.rc, 0) << r.err;
+        const auto line = lines_with(r.out, "buffers: ");
+        ASSERT_FALSE(line.empty()) << r.out;
+        json j = parse_json(slurp(out / "zcperf-sweep.json"));
+        if (*ws) {
+            EXPECT_NE(line[0].find("a 8.0 MiB working set, every strategy alike"), std::string::npos) << line[0];
+            EXPECT_EQ(j["working_set"], 8u << 20);
+        } else {
+            EXPECT_NE(line[0].find("warm"), std::string::npos) << line[0];
+            EXPECT_NE(line[0].find("one 4096 B buffer, reused at once"), std::string::npos) << line[0];
+            EXPECT_EQ(j["working_set"], 0u);
+        }
+        EXPECT_EQ(j["buffers"], line[0]);
+    }
+    std::error_code ec;
+    fs::remove_all(out, ec);
+}
+
+// On the sink a minimal send() loop runs beside the strategies, and plain is held against it.
+TEST(ZcperfBuffers, SinkSweepHoldsPlainAgainstASendLoop) {
+    if (::geteuid() != 0) GTEST_SKIP() << "the sink target creates network namespaces: needs root";
+    const fs::path out = fs::temp_directory_path() / ("zcperf-loop-" + std::to_string(::getpid()));
+    Ran r = run({"--target", "sink", "--strategy", "plain", "--sizes", "1400", "-t", "0.2", "--repeat", "2", "-J",
+                 "--plot", "none", "--out", out.string()},
+                60s);
+    std::error_code ec;
+    fs::remove_all(out, ec);
+    if (r.rc != 0 && r.err.find("unavailable") != std::string::npos) GTEST_SKIP() << r.err;
+    ASSERT_EQ(r.rc, 0) << r.err;
+    json j = parse_json(r.out);
+    int loops = 0;
+    for (const auto& c : j["cells"])
+        if (c["strategy"] == "send-loop") {
+            ++loops;
+            EXPECT_GT(c["bytes"].get<std::uint64_t>(), 0u) << c.dump();
+            EXPECT_EQ(c["sends"].get<std::uint64_t>() * 1400, c["bytes"].get<std::uint64_t>()) << c.dump();
+            EXPECT_EQ(c["error"], "");
+        }
+    EXPECT_EQ(loops, 2);
+    ASSERT_EQ(j["plain_vs_send_loop"].size(), 1u) << j.dump().substr(0, 2000);
+    EXPECT_GT(j["plain_vs_send_loop"][0]["ratio_mib_per_s"].get<double>(), 0.0);
+}
+
 }  // namespace

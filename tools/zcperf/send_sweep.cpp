@@ -91,24 +91,28 @@ SweepGrid send_grid(const Options& o, bool with_loop) {
 
 // "buffers: warm (...); at 60000 B, plain, copy and the send() loop: one 60000 B buffer, ...", or
 // the working set every strategy cycles through: which mode ran, in the header and the title.
-std::string buffers_line(const Options& o, std::size_t size) {
+std::string buffers_line(const Options& o, std::size_t size, bool with_loop) {
     SendSpec spec;
     spec.length = size;
     spec.working_set = o.working_set;
     if (o.working_set > 0)
-        return fmt::format("buffers: a {:.1f} MiB working set, every strategy alike (at {} B: {})",
+        return fmt::format("buffers: a {:.1f} MiB working set, every strategy alike; at {} B: {}",
                            static_cast<double>(o.working_set) / mib, size,
                            describe_working_set(zcio::Strategy::plain, spec));
     return fmt::format(
-        "buffers: warm (no --working-set); at {} B, plain, copy and the send() loop: {}; "
-        "zero-copy strategies and auto: {}",
-        size, describe_working_set(zcio::Strategy::plain, spec), describe_working_set(zcio::Strategy::zc_fixed, spec));
+        "buffers: warm (no --working-set); at {} B, plain, copy{}: {}; zero-copy strategies and auto: {}", size,
+        with_loop ? " and the send() loop" : "", describe_working_set(zcio::Strategy::plain, spec),
+        describe_working_set(zcio::Strategy::zc_fixed, spec));
+}
+
+bool has_loop(const SweepGrid& grid) {
+    return std::find(grid.names.begin(), grid.names.end(), send_loop_name) != grid.names.end();
 }
 
 // plain against the minimal send() loop, where the grid has it: "plain / send-loop: 1400 B 0.97x
 // MiB/s, 1.02x CPU per GB; ..." (medians of per-repetition ratios).
 std::string plain_vs_loop(const std::vector<SendCell>& cells, const SweepGrid& grid, nlohmann::json& j) {
-    if (std::find(grid.names.begin(), grid.names.end(), send_loop_name) == grid.names.end()) return {};
+    if (!has_loop(grid)) return {};
     std::string text = "plain / send-loop (medians of per-repetition ratios):";
     j["plain_vs_send_loop"] = nlohmann::json::array();
     for (std::size_t size : grid.sizes) {
@@ -128,7 +132,7 @@ int write_outputs(const Options& o, const std::pair<std::string, std::string>& w
                   const std::vector<SendCell>& cells, bool interrupted) {
     const auto& [target, description] = where;
     const auto rows = summarize(cells, grid);
-    const std::string buffers = buffers_line(o, grid.sizes.back());
+    const std::string buffers = buffers_line(o, grid.sizes.back(), has_loop(grid));
     const std::string title =
         fmt::format("zcperf sweep: {} ({} s/cell, {} reps, median; MiB/s = 2^20 B/s; CPU = sending thread)\n{}",
                     description, o.duration, o.repeat, buffers);
@@ -221,7 +225,7 @@ int run_send_sweep(Options o) {
             "completion {}\n{}\n",
             where->description(), grid.names.size(), grid.sizes.size(), o.repeat, o.duration,
             static_cast<double>(total) * (o.duration + 0.05), to_string(o.completion),
-            buffers_line(o, grid.sizes.back()));
+            buffers_line(o, grid.sizes.back(), has_loop(grid)));
     std::fflush(stdout);
     const TestParams base = client_params(o);
     const auto cells =
