@@ -3,10 +3,18 @@
 // twice: `liburing-floor` with the plain socket fd, `floor-ff` with the socket registered in the
 // ring's file table as SendEngine does (zc-fixed / floor-ff isolates the abstraction's own cost).
 //
-// Every case keeps `depth` sends in flight from a registered arena and refills as buffers come
-// back; it never waits for one notification per send. Cases run for a fixed time each, the whole
-// strategy x payload matrix repeated and randomly interleaved (Google Benchmark's
-// --benchmark_enable_random_interleaving), so drifting machine noise hits every case alike.
+// Every zero-copy case keeps `depth` sends in flight from a registered arena and refills as buffers
+// come back; it never waits for one notification per send.
+//
+// Buffers: the copying cases (raw send(), plain, copy) send one buffer again and again, as a
+// minimal send() loop or iperf3 does: the copy reads it from the cache. A zero-copy case cannot
+// rewrite a buffer before its notification, so its working set is what it keeps in flight (depth
+// x 64 KiB = 16 MiB). --cold makes the copying cases cycle through the same 16 MiB too (the table
+// before this choice, and the case where an application's payload really is cold).
+//
+// Cases run for a fixed time each, the whole strategy x payload matrix repeated and randomly
+// interleaved (Google Benchmark's --benchmark_enable_random_interleaving), so drifting machine
+// noise hits every case alike.
 //
 //   sudo build/bench/bench_send --table                 # ~1.5 min: console output, then Markdown
 //   sudo build/bench/bench_send --benchmark_filter='zc-fixed|floor' --benchmark_repetitions=5
@@ -14,6 +22,7 @@
 // Flags of ours (everything else goes to Google Benchmark):
 //   --table     after the run, print payload x strategy MiB/s (median over repetitions) as Markdown
 //   --depth=N   sends in flight per case (default 256: arena slabs, and the floor's buffers)
+//   --cold      raw send(), plain and copy cycle through depth slabs instead of resending one
 // Defaults added unless given: --benchmark_repetitions=5 --benchmark_enable_random_interleaving=true
 //
 // Counters: bytes_per_second / items_per_second (wall clock), cpu_ns_per_KiB (CLOCK_THREAD_CPUTIME_ID
@@ -53,6 +62,7 @@ constexpr std::size_t slab_size = 64 << 10;
 constexpr std::uint16_t sink_port = 9;
 
 unsigned g_depth = 256;
+bool g_cold = false;  // --cold: copying cases cycle through depth slabs, as the zero-copy ones must
 std::unique_ptr<zcio::SinkNamespace> g_sink;
 
 zcio::UniqueFd connected_udp() {
@@ -95,8 +105,8 @@ struct Meter {
 
 // ---- raw send(): what `plain` is, without the engine ---------------------------------------------
 
-// Cycles through `depth` slabs of one mapping like the arena cases do: a single hot 60 KB buffer
-// would stay in L2 and flatter the copy against the engine's 16 MiB working set.
+// One buffer resent, as a minimal loop does (warm in the cache); --cold: `depth` slabs of one
+// mapping in turn, the working set the zero-copy cases keep in flight.
 void bm_raw_send(benchmark::State& state, std::size_t payload) {
     zcio::UniqueFd fd = connected_udp();
     const std::size_t bytes = slab_size * g_depth;
@@ -107,9 +117,10 @@ void bm_raw_send(benchmark::State& state, std::size_t payload) {
     std::uint64_t errors = 0;
     unsigned slot = 0;
     Meter m;
+    const unsigned slots = g_cold ? g_depth : 1;
     for (auto _ : state) {
         if (::send(fd.get(), base + std::size_t{slot} * slab_size, payload, 0) < 0) ++errors;
-        if (++slot == g_depth) slot = 0;
+        if (++slot == slots) slot = 0;
     }
     ::munmap(mem, bytes);
     const auto n = static_cast<std::uint64_t>(state.iterations());
@@ -126,8 +137,22 @@ void bm_engine(benchmark::State& state, zcio::Strategy strategy, std::size_t pay
     zcio::SendEngine engine(ring);
     const zcio::SocketId sock =
         engine.add_socket(fd.get(), {.strategy = strategy, .max_inflight_bytes = slab_size * g_depth});
+    // Copying strategies resend one slab (see the top): the bytes are constant, so a send still
+    // queued or in flight reads the same bytes; the engine runs every depth sends, as when the
+    // arena runs dry, so submission batches and releases come at the same rate as in --cold.
+    const bool warm = !g_cold && (strategy == zcio::Strategy::plain || strategy == zcio::Strategy::copy);
+    zcio::Buffer held = warm ? arena.take() : zcio::Buffer{};
+    unsigned since_run = 0;
     Meter m;
     for (auto _ : state) {
+        if (warm) {
+            engine.send(sock, zcio::Buffer::borrow({held.data(), payload}), zcio::Storage{[](zcio::Release&&) {}});
+            if (++since_run == g_depth) {
+                since_run = 0;
+                engine.run(false);
+            }
+            continue;
+        }
         zcio::Buffer b = arena.take();
         while (!b) {  // every slab is out: submit, wait for releases, refill
             engine.run(true);
@@ -155,8 +180,7 @@ void bm_liburing_floor(benchmark::State& state, std::size_t payload, bool fixed_
     // The same ring set-up zcio's Ring picks on this kernel, so the difference is the code path.
     io_uring ring;
     io_uring_params p{};
-    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER |
-              IORING_SETUP_DEFER_TASKRUN;
+    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
     p.cq_entries = 2048;
     if (int r = io_uring_queue_init_params(256, &ring, &p); r < 0) {
         state.SkipWithError(("io_uring_queue_init_params: " + zcio::errno_string(r)).c_str());
@@ -271,9 +295,10 @@ public:
     }
 
     void print_table(const std::vector<std::string>& columns, int repetitions) const {
-        std::printf("\n### UDP into the sink (MTU 65535), median MiB/s of %d interleaved repetitions, "
-                    "(ratio to plain), depth %u\n\n",
-                    repetitions, g_depth);
+        std::printf(
+            "\n### UDP into the sink (MTU 65535), median MiB/s of %d interleaved repetitions, "
+            "(ratio to plain), depth %u, copying cases %s\n\n",
+            repetitions, g_depth, g_cold ? "cold (depth slabs in turn)" : "warm (one buffer resent)");
         std::printf("| payload |");
         for (const auto& col : columns) std::printf(" %s |", col.c_str());
         std::printf(" zc-fixed / floor | zc-fixed / floor-ff |\n|---|");
@@ -342,6 +367,7 @@ int main(int argc, char** argv) {
         const std::string_view a = argv[i];
         if (a == "--table") table = true;
         else if (a.rfind("--depth=", 0) == 0) g_depth = static_cast<unsigned>(std::atoi(argv[i] + 8));
+        else if (a == "--cold") g_cold = true;
         else args.emplace_back(a);
     }
     if (g_depth == 0 || g_depth > 256) {

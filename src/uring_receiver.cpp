@@ -27,6 +27,18 @@ std::string errno_name(int err) {
     return s.substr(0, s.find(' '));
 }
 
+// Why a zcrx registration was refused, in a few words: the fallback is one line, and the NIC
+// set-up (zcrx_nic_problems, zcrx_setup_commands) is for whoever asked for zcrx by name.
+std::string zcrx_refusal(int err, const std::string& interface) {
+    switch (err) {
+    case EOPNOTSUPP: return interface + " has no queue-management support for it";
+    case EPERM: return "registering a zcrx queue needs CAP_NET_ADMIN";
+    case ENODEV: return "no such interface";
+    case EINVAL: return "the kernel refused the queue's set-up";
+    default: return "the kernel refused the registration";
+    }
+}
+
 }  // namespace
 
 UringReceiver::UringReceiver(const ReceiverOptions& options)
@@ -48,9 +60,10 @@ UringReceiver::UringReceiver(const ReceiverOptions& options)
             effective_ = RecvStrategy::zcrx;
         } catch (const SetupError& e) {
             if (options.require_zcrx) throw;
-            note_fallback("zcrx unavailable on " + options.interface + ": " + errno_name(e.error()) +
-                          "; using " + (buffer_mode == RecvStrategy::bundle && supports_bundle
-                                            ? "bundle" : "multishot") + " buffer ring (" + e.what() + ")");
+            note_fallback("zcrx unavailable on " + options.interface + ": " + errno_name(e.error()) + " (" +
+                          zcrx_refusal(e.error(), options.interface) + "); using " +
+                          (buffer_mode == RecvStrategy::bundle && supports_bundle ? "bundle" : "multishot") +
+                          " buffer ring");
         }
     }
     if (!zcrx_) {
@@ -245,8 +258,7 @@ std::string UringReceiver::describe() const {
         s += ", waits for up to " + std::to_string(wait_batch_) + " completions (<= " +
              std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(batch_wait_).count()) + " us)";
     s += ", ring " + ring_.describe();
-    if (!fallback_reason_.empty()) s += "; fell back: " + fallback_reason_;
-    return s;
+    return s;  // a fallback's reason is fallback_reason(), said once by whoever reports it
 }
 
 }  // namespace zcio

@@ -66,13 +66,39 @@ int ethtool(int sock, const std::string& ifname, void* cmd) {
     return ::ioctl(sock, SIOCETHTOOL, &ifr) == 0 ? 0 : -errno;
 }
 
-std::string steer_cmd(const std::string& ifname, std::uint32_t q) {
-    return "ethtool -N " + ifname + " flow-type tcp6 dst-port <PORT> action " + std::to_string(q);
+// `flow`: "tcp4", "tcp6"; empty when the caller does not know which (both are named).
+std::string steer_cmd(const std::string& ifname, std::uint32_t q, std::string_view flow, std::uint16_t port) {
+    const std::string dst = port ? std::to_string(port) : std::string("<PORT>");
+    if (flow.empty())
+        return "ethtool -N " + ifname + " flow-type tcp4 dst-port " + dst + " action " + std::to_string(q) +
+               " (tcp6 for IPv6)";
+    return "ethtool -N " + ifname + " flow-type " + std::string(flow) + " dst-port " + dst + " action " +
+           std::to_string(q);
+}
+
+// What a NIC needs for zcrx, each with the command that sets it.
+struct SetupStep {
+    std::string what, command;
+};
+std::vector<SetupStep> setup_steps(const std::string& ifname, std::uint32_t q, std::string_view flow,
+                                   std::uint16_t port) {
+    return {{"header split", "ethtool -G " + ifname + " tcp-data-split on; check ethtool -g " + ifname},
+            {"the flow steered to queue " + std::to_string(q), steer_cmd(ifname, q, flow, port)},
+            {"the queue out of RSS", "ethtool -X " + ifname + " equal " + std::to_string(q)}};
 }
 
 }  // namespace
 
-std::vector<std::string> zcrx_nic_problems(const std::string& ifname, std::uint32_t rxq) {
+std::string zcrx_setup_commands(const std::string& interface, std::uint32_t rx_queue, std::string_view flow_type,
+                                std::uint16_t port) {
+    std::string s;
+    for (const auto& step : setup_steps(interface, rx_queue, flow_type, port))
+        s += "  " + step.what + ": " + step.command + "\n";
+    return s;
+}
+
+std::vector<std::string> zcrx_nic_problems(const std::string& ifname, std::uint32_t rxq, std::string_view flow_type,
+                                           std::uint16_t port) {
     namespace fs = std::filesystem;
     std::vector<std::string> problems;
     if (::if_nametoindex(ifname.c_str()) == 0) {
@@ -102,7 +128,7 @@ std::vector<std::string> zcrx_nic_problems(const std::string& ifname, std::uint3
     cnt.cmd = ETHTOOL_GRXCLSRLCNT;
     if (int err = ethtool(sock.get(), ifname, &cnt); err != 0) {
         problems.push_back(ifname + " has no ntuple flow steering (" + errno_string(err) +
-                           "): ethtool -K " + ifname + " ntuple on, then " + steer_cmd(ifname, rxq));
+                           "): ethtool -K " + ifname + " ntuple on, then " + steer_cmd(ifname, rxq, flow_type, port));
     } else {
         const std::uint32_t n = cnt.rule_cnt;
         std::vector<std::byte> storage(sizeof(ethtool_rxnfc) + n * sizeof(std::uint32_t));
@@ -122,7 +148,7 @@ std::vector<std::string> zcrx_nic_problems(const std::string& ifname, std::uint3
         }
         if (!steered)
             problems.push_back("no flow-steering rule sends traffic to " + ifname + " queue " +
-                               std::to_string(rxq) + ": " + steer_cmd(ifname, rxq));
+                               std::to_string(rxq) + ": " + steer_cmd(ifname, rxq, flow_type, port));
     }
     // Dedicated queue: RSS must not spread other flows onto it.
     ethtool_rxfh_indir size{};
@@ -169,11 +195,12 @@ std::string registration_hint(const ZcrxConfig& cfg, int err) {
         hint = cfg.interface + " cannot do zcrx (no queue-management support in its driver); ";
     const auto problems = zcrx_nic_problems(cfg.interface, cfg.rx_queue);
     for (const auto& p : problems) hint += p + "; ";
-    hint += "zcrx needs: header split (ethtool -G " + cfg.interface +
-            " tcp-data-split on; check ethtool -g " + cfg.interface + "), the flow steered to queue " +
-            std::to_string(cfg.rx_queue) + " (" + steer_cmd(cfg.interface, cfg.rx_queue) +
-            ") and the queue out of RSS (ethtool -X " + cfg.interface + " equal " +
-            std::to_string(cfg.rx_queue) + ")";
+    hint += "zcrx needs:";
+    const char* sep = " ";
+    for (const auto& step : setup_steps(cfg.interface, cfg.rx_queue, {}, 0)) {
+        hint += sep + step.what + " (" + step.command + ")";
+        sep = ", ";
+    }
     return hint;
 }
 

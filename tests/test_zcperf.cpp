@@ -4,7 +4,11 @@
 
 #include "control.hpp"
 #include "payload.hpp"
+#include "payload_buffers.hpp"
 #include "options.hpp"
+
+#include <zcio/error.hpp>
+#include <zcio/ring.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -17,10 +21,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <random>
 #include <sstream>
 #include <string>
@@ -693,6 +699,211 @@ TEST(Zcperf, HelpShowsIperf3Options) {
     EXPECT_EQ(r.rc, 0);
     for (const char* opt : {"--server", "--client", "--json", "--parallel", "--reverse", "--strategy", "--sweep", "--target", "--send-only"})
         EXPECT_NE(r.out.find(opt), std::string::npos) << opt;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Receive fallbacks: one line by default; the NIC set-up only when zcrx was asked for by name,
+// once per run, for the test's flow type. lo cannot do zcrx (EOPNOTSUPP; EPERM without root).
+
+std::vector<std::string> lines_with(const std::string& text, const std::string& what) {
+    std::vector<std::string> found;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);)
+        if (line.find(what) != std::string::npos) found.push_back(line);
+    return found;
+}
+
+// A text-mode server (no -J) for one test, up and listening.
+std::unique_ptr<Process> start_text_server(std::uint16_t port) {
+    auto p = std::make_unique<Process>(std::vector<std::string>{"-s", "-1", "-p", std::to_string(port)});
+    for (int i = 0; i < 300 && !listening(port); ++i) std::this_thread::sleep_for(10ms);
+    return p;
+}
+
+// The receive report names what ran ("multishot (requested zcrx), ..."); why, in one line of its own.
+void expect_one_fallback_line(const std::string& out) {
+    EXPECT_EQ(lines_with(out, "fell back").size(), 1u) << out;
+    const auto zcrx = lines_with(out, "zcrx unavailable");
+    ASSERT_EQ(zcrx.size(), 1u) << out;
+    EXPECT_EQ(zcrx[0].rfind("zcio receive fell back: zcrx unavailable on lo: ", 0), 0u) << zcrx[0];
+    EXPECT_TRUE(zcrx[0].find("; using bundle buffer ring") != std::string::npos ||
+                zcrx[0].find("; using multishot buffer ring") != std::string::npos)
+        << zcrx[0];
+    EXPECT_NE(zcrx[0].find("zcperf --features"), std::string::npos) << zcrx[0];
+}
+
+TEST(ZcperfFallback, AutoFallingBackFromZcrxSaysSoInOneLine) {
+    const std::uint16_t port = free_port();
+    auto server = start_text_server(port);
+    Ran client = run({"-c", "127.0.0.1", "-p", std::to_string(port), "-t", "0.5", "--strategy", "copy", "--recv", "auto"});
+    ASSERT_EQ(client.rc, 0) << client.err;
+    ASSERT_EQ(server->wait(15s), 0) << server->err();
+    expect_one_fallback_line(client.out);     // the server's receive, reported to the client
+    expect_one_fallback_line(server->out());  // and by the server itself
+    for (const std::string& text : {client.out, client.err, server->out(), server->err()})
+        EXPECT_EQ(text.find("ethtool"), std::string::npos) << "no NIC recipe unless zcrx was asked for:\n" << text;
+}
+
+TEST(ZcperfFallback, ZcrxByNameGivesTheNicSetUpOnceForTheTestsFlow) {
+    const std::uint16_t port = free_port();
+    auto server = start_text_server(port);
+    Ran client = run({"-c", "127.0.0.1", "-p", std::to_string(port), "-t", "0.5", "-P", "2", "--strategy", "copy",
+                      "--recv", "zcrx"});
+    ASSERT_EQ(client.rc, 0) << client.err;
+    ASSERT_EQ(server->wait(15s), 0) << server->err();
+    expect_one_fallback_line(client.out);
+    expect_one_fallback_line(server->out());
+    // The receiving end (where ethtool must run) says how to set a NIC up, once, for IPv4 to its port.
+    const std::string err = server->err();
+    const auto steer = lines_with(err, "ethtool -N");
+    ASSERT_EQ(steer.size(), 1u) << err;
+    EXPECT_NE(steer[0].find("flow-type tcp4 dst-port " + std::to_string(port) + " "), std::string::npos) << steer[0];
+    EXPECT_EQ(lines_with(err, "tcp-data-split on").size(), 1u) << err;
+    EXPECT_EQ(err.find("tcp6"), std::string::npos) << err;
+    EXPECT_EQ(client.out.find("ethtool"), std::string::npos) << client.out;
+}
+
+// A receive sweep runs many cells in one process (an in-process server): the set-up still comes once.
+TEST(ZcperfFallback, ReceiveSweepGivesTheNicSetUpOncePerRunInTheRightFamily) {
+    for (const char* family : {"-4", "-6"}) {
+        const fs::path out = fs::temp_directory_path() / ("zcperf-fb-" + std::to_string(::getpid()));
+        Ran r = run({"--sweep", "--target", "loopback", family, "--recv", "zcrx,auto", "--sizes", "16K", "-t", "0.2",
+                     "--repeat", "2", "--no-progress", "--out", out.string()},
+                    90s);
+        std::error_code ec;
+        fs::remove_all(out, ec);
+        if (std::string(family) == "-6" && r.rc != 0 && r.err.find("::1") != std::string::npos)
+            GTEST_SKIP() << "no IPv6 loopback here: " << r.err;
+        ASSERT_EQ(r.rc, 0) << family << ": " << r.err << r.out;
+        const auto steer = lines_with(r.err, "ethtool -N");
+        ASSERT_EQ(steer.size(), 1u) << family << ": " << r.err;
+        const std::string want = std::string("flow-type ") + (family == std::string("-4") ? "tcp4" : "tcp6");
+        EXPECT_NE(steer[0].find(want), std::string::npos) << steer[0];
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Send buffers: warm by default, a FIFO over the whole working set with --working-set
+
+zcperf::SendSpec spec_for(zcio::Strategy s, std::size_t length, std::size_t working_set = 0) {
+    zcperf::SendSpec spec;
+    spec.strategy = s;
+    spec.length = length;
+    spec.working_set = working_set;
+    return spec;
+}
+
+TEST(ZcperfBuffers, CopyingStrategiesResendOneWarmBuffer) {
+    zcio::Ring ring;
+    for (auto s : {zcio::Strategy::plain, zcio::Strategy::copy}) {
+        zcperf::PayloadBuffers buffers(ring, spec_for(s, 60000), 1, 1);
+        EXPECT_TRUE(buffers.reuses_one());
+        zcio::Buffer a = buffers.next();
+        zcio::Buffer b = buffers.next();  // a is still "in flight": the bytes are the same, so it may be
+        ASSERT_TRUE(a && b);
+        EXPECT_EQ(a.data(), b.data());
+        EXPECT_EQ(b.size(), 60000u);
+    }
+    // --verify writes each send's stream offset into its buffer: never one buffer for two sends.
+    zcperf::SendSpec verified = spec_for(zcio::Strategy::plain, 60000);
+    verified.verify = true;
+    zcperf::PayloadBuffers buffers(ring, verified, 1, 1);
+    EXPECT_FALSE(buffers.reuses_one());
+    zcio::Buffer a = buffers.next();
+    EXPECT_NE(a.data(), buffers.next().data());
+}
+
+// The arena's free list is LIFO: a zero-copy strategy gets back the slab released last, so its
+// working set is what it has in flight.
+TEST(ZcperfBuffers, ZeroCopyTakesBackTheSlabReleasedLast) {
+    zcio::Ring ring;
+    zcperf::PayloadBuffers buffers(ring, spec_for(zcio::Strategy::zc_fixed, 60000), 1, 1);
+    EXPECT_FALSE(buffers.reuses_one());
+    zcio::Buffer a = buffers.next();
+    const std::byte* where = a.data();
+    zcio::Buffer b = buffers.next();
+    EXPECT_NE(b.data(), where);
+    buffers.recycle(std::move(a));  // a release: home to the arena
+    EXPECT_EQ(buffers.next().data(), where);
+}
+
+// --working-set: every buffer goes round the whole line before it is used again.
+TEST(ZcperfBuffers, WorkingSetCyclesThroughEveryBufferInOrder) {
+    zcio::Ring ring;
+    for (auto s : {zcio::Strategy::plain, zcio::Strategy::zc_fixed}) {
+        const std::size_t n = zcperf::working_set_buffers(16u << 20, 60000);
+        std::unique_ptr<zcperf::PayloadBuffers> made;
+        try {
+            made = std::make_unique<zcperf::PayloadBuffers>(ring, spec_for(s, 60000, 16u << 20), 1, 1);
+        } catch (const zcio::SetupError& e) {
+            GTEST_SKIP() << "16 MiB of registered memory: " << e.what();
+        }
+        zcperf::PayloadBuffers& buffers = *made;
+        ASSERT_GE(buffers.capacity(), n);
+        std::vector<const std::byte*> order;
+        for (std::size_t i = 0; i < buffers.capacity(); ++i) {
+            zcio::Buffer b = buffers.next();
+            ASSERT_TRUE(b) << i;
+            order.push_back(b.data());
+            buffers.recycle(std::move(b));  // released at once: still goes to the back of the line
+        }
+        std::vector<const std::byte*> distinct = order;
+        std::sort(distinct.begin(), distinct.end());
+        EXPECT_EQ(std::unique(distinct.begin(), distinct.end()) - distinct.begin(),
+                  static_cast<std::ptrdiff_t>(buffers.capacity()));
+        EXPECT_EQ(buffers.next().data(), order.front());  // then round again, in the same order
+    }
+}
+
+// The sweep's header and JSON say which buffers ran: warm by default, else the working set.
+TEST(ZcperfBuffers, SweepSaysWhichBuffersRan) {
+    const fs::path out = fs::temp_directory_path() / ("zcperf-ws-" + std::to_string(::getpid()));
+    for (const char* ws : {"", "8M"}) {
+        std::vector<std::string> args{"--target", "loopback", "--strategy", "plain", "--sizes", "4K", "-t", "0.1",
+                                      "--repeat", "1", "--plot", "none", "--no-progress", "--out", out.string()};
+        if (*ws) args.insert(args.end(), {"--working-set", ws});
+        Ran r = run(args, 60s);
+        ASSERT_EQ(r.rc, 0) << r.err;
+        const auto line = lines_with(r.out, "buffers: ");
+        ASSERT_FALSE(line.empty()) << r.out;
+        json j = parse_json(slurp(out / "zcperf-sweep.json"));
+        if (*ws) {
+            EXPECT_NE(line[0].find("a 8.0 MiB working set, every strategy alike"), std::string::npos) << line[0];
+            EXPECT_EQ(j["working_set"], 8u << 20);
+        } else {
+            EXPECT_NE(line[0].find("warm"), std::string::npos) << line[0];
+            EXPECT_NE(line[0].find("one 4096 B buffer, reused at once"), std::string::npos) << line[0];
+            EXPECT_EQ(j["working_set"], 0u);
+        }
+        EXPECT_EQ(j["buffers"], line[0]);
+    }
+    std::error_code ec;
+    fs::remove_all(out, ec);
+}
+
+// On the sink a minimal send() loop runs beside the strategies, and plain is held against it.
+TEST(ZcperfBuffers, SinkSweepHoldsPlainAgainstASendLoop) {
+    if (::geteuid() != 0) GTEST_SKIP() << "the sink target creates network namespaces: needs root";
+    const fs::path out = fs::temp_directory_path() / ("zcperf-loop-" + std::to_string(::getpid()));
+    Ran r = run({"--target", "sink", "--strategy", "plain", "--sizes", "1400", "-t", "0.2", "--repeat", "2", "-J",
+                 "--plot", "none", "--out", out.string()},
+                60s);
+    std::error_code ec;
+    fs::remove_all(out, ec);
+    if (r.rc != 0 && r.err.find("unavailable") != std::string::npos) GTEST_SKIP() << r.err;
+    ASSERT_EQ(r.rc, 0) << r.err;
+    json j = parse_json(r.out);
+    int loops = 0;
+    for (const auto& c : j["cells"])
+        if (c["strategy"] == "send-loop") {
+            ++loops;
+            EXPECT_GT(c["bytes"].get<std::uint64_t>(), 0u) << c.dump();
+            EXPECT_EQ(c["sends"].get<std::uint64_t>() * 1400, c["bytes"].get<std::uint64_t>()) << c.dump();
+            EXPECT_EQ(c["error"], "");
+        }
+    EXPECT_EQ(loops, 2);
+    ASSERT_EQ(j["plain_vs_send_loop"].size(), 1u) << j.dump().substr(0, 2000);
+    EXPECT_GT(j["plain_vs_send_loop"][0]["ratio_mib_per_s"].get<double>(), 0.0);
 }
 
 }  // namespace

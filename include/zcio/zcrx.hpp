@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "zcio/recv_buffer.hpp"
@@ -86,8 +87,16 @@ struct ZcrxConfig {
 
 // What a NIC needs for zcrx that `interface` visibly lacks, each with the command that sets it.
 // Empty when nothing was found missing (header split is not visible through ioctl: see the hint
-// of a failed registration).
-std::vector<std::string> zcrx_nic_problems(const std::string& interface, std::uint32_t rx_queue);
+// of a failed registration). `flow_type` ("tcp4", "tcp6") and `port` name the flow to steer in
+// the commands; left out, both flow types are named and the port is <PORT>.
+std::vector<std::string> zcrx_nic_problems(const std::string& interface, std::uint32_t rx_queue,
+                                           std::string_view flow_type = {}, std::uint16_t port = 0);
+
+// The commands that set `interface` up for zcrx on `rx_queue`, one indented line per step (header
+// split, flow steering of `flow_type` to `port`, the queue out of RSS), for a caller who asked for
+// zcrx and did not get it (a receiver that fell back says only why, in one line).
+std::string zcrx_setup_commands(const std::string& interface, std::uint32_t rx_queue,
+                                std::string_view flow_type = {}, std::uint16_t port = 0);
 
 class ZcrxQueue {
 public:

@@ -44,6 +44,7 @@ struct TestParams {
     CompletionModel completion = CompletionModel::storage;
     std::uint16_t udp_gso = 0;
     bool verify = false;              // TCP: the payload is a stream-offset pattern the receiver checks
+    std::size_t working_set = 0;      // the local sender's payload working set (--working-set; not sent)
 };
 
 struct Hello {

@@ -77,6 +77,13 @@ int parse_command_line(int argc, char** argv, Options& o) {
     app.add_option("--repeat", o.repeat, "Sweep repetitions, alternating strategies (default 3)")->option_text("N");
     app.add_option("--plot", o.plot, "Sweep: draw throughput vs size here (.svg or .png; `none`: no plot)")->option_text("FILE");
     app.add_option("--out", o.out_dir, "Sweep: directory for zcperf-sweep.{csv,json,svg} (default .)")->option_text("DIR");
+    // Send buffers: zcperf-shape's block (payload_buffers.hpp says what each strategy's working set is).
+    std::string working_set;
+    app.add_option("--working-set", working_set,
+                   "Bytes of send buffers every strategy cycles through, in order (K/M/G suffixes); default 0:\n"
+                   "warm: plain and copy resend one buffer, as a send() loop or iperf3 does; zero-copy\n"
+                   "strategies and auto cycle through the buffers they keep in flight (up to 8 MiB a stream)")
+        ->option_text("BYTES");
     app.add_flag("--features", features, "Print what this kernel supports (zcio's probe) and exit");
     app.add_flag("--no-progress", no_progress, "No live progress line on stderr");
 
@@ -172,6 +179,11 @@ int parse_command_line(int argc, char** argv, Options& o) {
             o.recv = list.front();
         }
     }
+    if (!working_set.empty()) {
+        auto v = parse_size(working_set);
+        if (!v || *v > (4ull << 30)) return usage(fmt::format("--working-set {}: a size up to 4G", working_set));
+        o.working_set = *v;
+    }
     auto c = parse_completion(completion);
     if (!c) return usage(fmt::format("--completion {}: use two-step, storage or group", completion));
     o.completion = *c;
@@ -205,6 +217,10 @@ std::string validate(Options& o) {
     }
     if (o.udp_gso && !o.udp && !(o.mode == Mode::sweep && (o.target == Target::sink || !o.target_given)))
         return "--gso applies to UDP (-u)";
+    if (o.working_set && o.mode == Mode::server) return "--working-set applies to the sending client or a sweep";
+    if (o.working_set && o.reverse) return "--working-set applies to the local sender (not with -R)";
+    if (o.working_set && o.completion == CompletionModel::group)
+        return "--working-set needs --completion storage or two-step (a group gives its buffers back itself)";
     if (o.verify && (o.mode != Mode::client || o.send_only || o.udp))
         return "--verify applies to a TCP test against a zcperf server (-c HOST, not -u or --send-only)";
     if (o.udp_gso > 65507) return fmt::format("--gso {}: a UDP segment carries 1..65507 bytes", o.udp_gso);

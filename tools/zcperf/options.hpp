@@ -49,6 +49,9 @@ struct Options {
     std::string plot;                 // --plot FILE ("" : default in a sweep, "none": no plot)
     std::string out_dir = ".";
     bool progress = true;             // the live line on stderr (also off when not a tty / --json)
+    // Send buffers (payload_buffers.hpp): 0, warm: copying strategies resend one buffer, the
+    // others cycle through what they keep in flight; BYTES: every strategy cycles through that much.
+    std::size_t working_set = 0;
 
     std::size_t effective_length() const noexcept { return length ? length : (udp ? 1460 : 128 * 1024); }
 };

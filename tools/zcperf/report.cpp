@@ -1,5 +1,7 @@
 #include "report.hpp"
 
+#include "receive_fallback.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -238,7 +240,7 @@ void print_text_summary(const TestRecord& r, std::FILE* out) {
                    "receiving thread {:.2f} s CPU; {} buffers recycled, {} re-arms, {} ring exhaustions\n",
                    rcv == &r.local ? "local" : "remote", rr.description, c.syscalls(), c.io_uring_enters, c.epoll_waits, c.recv_calls,
                    mb > 0 ? static_cast<double>(c.syscalls()) / mb : 0.0, rr.thread_cpu_seconds, c.buffers_recycled, c.rearms, c.exhaustions);
-        if (!rr.fallback_reason.empty()) fmt::print(out, "zcio receive fell back: {}\n", rr.fallback_reason);
+        if (auto fell_back = fallback_line(rr); !fell_back.empty()) fmt::print(out, "{}\n", fell_back);
     }
     const bool local_sends = snd == &r.local;
     fmt::print(out, "CPU Utilization: local/{} {:.1f}% ({:.1f}%u/{:.1f}%s)", local_sends ? "sender" : "receiver", r.local.cpu.total,

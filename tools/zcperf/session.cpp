@@ -160,7 +160,7 @@ int usable_cores() {
 // share of the streams (stream i on thread i mod threads); this thread reports as they run.
 SideReport run_sender_half(std::vector<zcio::UniqueFd>& fds, const TestParams& p, const RunSettings& rs,
                            std::vector<IntervalRecord>& intervals, Clock::time_point start) {
-    const SendSpec spec{p.strategy, p.completion, p.length, p.udp_gso, p.duration, p.verify};
+    const SendSpec spec{p.strategy, p.completion, p.length, p.udp_gso, p.duration, p.verify, p.working_set};
     std::vector<Live> lives(fds.size());
     const std::size_t nthreads = std::min<std::size_t>(fds.size(), static_cast<std::size_t>(usable_cores()));
     std::vector<std::vector<StreamSocket>> shares(nthreads);
@@ -512,6 +512,7 @@ TestParams client_params(const Options& o) {
     p.completion = o.completion;
     p.udp_gso = o.udp_gso;
     p.verify = o.verify;
+    p.working_set = o.working_set;
     p.recv = o.recv;  // whoever receives (the server; the client with -R) receives this way
     return p;
 }

@@ -3,6 +3,8 @@
 #include "cpu.hpp"
 #include "net.hpp"
 #include "payload.hpp"
+#include "payload_buffers.hpp"
+#include "receive_fallback.hpp"
 
 #include <zcio/buffer_arena.hpp>
 #include <zcio/error.hpp>
@@ -46,31 +48,19 @@ struct SenderState {
     std::uint64_t releases = 0;
     std::uint64_t queued = 0;      // stream offset of the next send (--verify)
     std::vector<bool> group_busy = std::vector<bool>(group_count, false);
+    PayloadBuffers* buffers = nullptr;  // where a released buffer goes next
 
     void on_error(int e) {
         if (e == 0) return;
         if (!first_error) first_error = e;
         if (stream && !fatal && e != -ECANCELED) fatal = e;
     }
-    void on_release(const zcio::Release& r) {
+    void on_release(zcio::Release&& r) {
         ++releases;
         on_error(r.error);
+        buffers->recycle(std::move(r.buffer));
     }
 };
-
-std::unique_ptr<zcio::BufferArena> make_arena(zcio::Ring& ring, const SendSpec& spec, std::size_t sockets, std::size_t threads) {
-    ArenaPlan plan = plan_arena(spec.length, sockets, threads);
-    zcio::ArenaOptions ao{.slab_size = plan.slab_size, .slab_count = plan.slab_count};
-    try {
-        return std::make_unique<zcio::BufferArena>(ring, ao);
-    } catch (const zcio::SetupError&) {
-        // Registration can fail for lack of locked memory (non-root, RLIMIT_MEMLOCK). Only
-        // zc-fixed needs registered memory; the others run from plain pages, as most programs do.
-        if (spec.strategy == zcio::Strategy::zc_fixed) throw;
-        ao.register_buffers = false;
-        return std::make_unique<zcio::BufferArena>(ao);
-    }
-}
 
 // Threads sending at once in this process (to share the locked-memory budget).
 std::atomic<int> sending_threads{0};
@@ -106,7 +96,7 @@ std::vector<StreamReport> run_senders(const std::vector<StreamSocket>& sockets, 
         // Each socket's state lives at a fixed address: the handlers capture a pointer to it.
         std::vector<SenderState> st(n);
         zcio::Ring ring;
-        auto arena = make_arena(ring, spec, n, static_cast<std::size_t>(threads));
+        PayloadBuffers buffers(ring, spec, n, static_cast<std::size_t>(threads));
         zcio::SendEngine engine(ring);
         zcio::SocketOptions so;
         so.strategy = spec.strategy;
@@ -115,6 +105,7 @@ std::vector<StreamReport> run_senders(const std::vector<StreamSocket>& sockets, 
         std::vector<zcio::SocketId> socks;
         for (std::size_t i = 0; i < n; ++i) {
             st[i].stream = is_stream_socket(sockets[i].fd);
+            st[i].buffers = &buffers;
             socks.push_back(engine.add_socket(sockets[i].fd, so));
         }
 
@@ -135,7 +126,8 @@ std::vector<StreamReport> run_senders(const std::vector<StreamSocket>& sockets, 
                     }));
             }
 
-        const std::size_t batch = std::clamp<std::size_t>(arena->slab_count() / 4, 1, std::max<std::size_t>(32, n));
+        const std::size_t batch =
+            std::clamp<std::size_t>(buffers.capacity() / 4, 1, std::max<std::size_t>(32, n));
         const auto deadline = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(spec.duration));
         auto& stop = stop_requested();
         auto publish = [&] {
@@ -167,25 +159,25 @@ std::vector<StreamReport> run_senders(const std::vector<StreamSocket>& sockets, 
                     in_group[i] = 0;
                     group_open[i] = true;
                 }
-                zcio::Buffer b = arena->take();
+                zcio::Buffer b = buffers.next();
                 if (!b) {
                     starved = true;
                     break;
                 }
                 skipped = 0;
                 ++k;
-                b.resize(spec.length);
                 SenderState* s = &st[i];
                 if (spec.verify) fill_pattern(b.span(), s->queued);  // TCP sends are stream-exact, in order
                 s->queued += b.size();
                 switch (spec.completion) {
                     case CompletionModel::storage:
-                        engine.send(socks[i], std::move(b), zcio::Storage{[s](zcio::Release&& r) { s->on_release(r); }});
+                        engine.send(socks[i], std::move(b),
+                                    zcio::Storage{[s](zcio::Release&& r) { s->on_release(std::move(r)); }});
                         break;
                     case CompletionModel::two_step:
                         engine.send(socks[i], std::move(b),
                                     zcio::TwoStep{[s](const zcio::SendResult& r) { s->on_error(r.res < 0 ? r.res : 0); },
-                                                  [s](zcio::Release&& r) { s->on_release(r); }});
+                                                  [s](zcio::Release&& r) { s->on_release(std::move(r)); }});
                         break;
                     case CompletionModel::group: {
                         auto& g = *groups[i * groups_per_socket + open_group[i]];
@@ -284,6 +276,7 @@ std::vector<StreamReport> run_receivers(const std::vector<StreamSocket>& sockets
         receive.strategy = zcio::to_string(rx->strategy());
         receive.fallback_reason = rx->fallback_reason();
         receive.description = rx->describe();
+        if (n) advise_zcrx_setup(receive, sockets[0].fd, ifname);
         std::vector<int> stream_of(n, -1);  // connection id -> index in `sockets`
         std::size_t open = 0;
         for (std::size_t i = 0; i < n; ++i) {

@@ -29,6 +29,7 @@ struct SendSpec {
     std::uint16_t udp_gso = 0;
     double duration = 10;             // seconds of sending; the drain comes after
     bool verify = false;              // fill each send with the stream-offset pattern (payload.hpp)
+    std::size_t working_set = 0;      // bytes of payload to cycle through; 0: warm (payload_buffers.hpp)
 };
 
 // What another thread may read while a stream runs (interval reports, the progress line).
