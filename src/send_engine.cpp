@@ -151,7 +151,8 @@ int SendCore::address(const SendSocket& s, Op& op, const SendOptions& options) n
         std::memcpy(&op.to, options.to, options.to_len);
         op.to_len = options.to_len;
     }
-    op.gso_size = options.gso_size;
+    // The socket's own GSO size needs no control message: SEND / SEND_ZC then carry the send.
+    op.gso_size = options.gso_size == s.gso_size ? 0 : options.gso_size;
     op.f.addressed = true;
     return 0;
 }

@@ -130,6 +130,7 @@ SocketId SendCore::add_socket(int fd, const SocketOptions& options) {
         if (::setsockopt(fd, SOL_UDP, UDP_SEGMENT, &gso, sizeof gso) != 0)
             throw SetupError("SendEngine::add_socket: setsockopt(UDP_SEGMENT) failed", errno,
                              "UDP GSO needs Linux 4.18+ and a UDP socket");
+        sock->gso_size = options.udp_gso_size;
     }
     if (options.strategy == Strategy::msg_zerocopy) {
         if (const int r = enable_msg_zerocopy(fd); r < 0)

@@ -34,6 +34,7 @@ struct SendSocket {
     bool stream = false;
     Strategy strategy = Strategy::automatic;
     std::size_t max_inflight = 0;
+    std::uint16_t gso_size = 0;        // UDP_SEGMENT set on the socket (SocketOptions::udp_gso_size)
     std::size_t inflight = 0;
     std::uint64_t next_seq = 0;
     std::uint32_t chain_inflight = 0;  // stream: requests of the current chain still in the kernel

@@ -52,7 +52,9 @@ struct SocketOptions {
 // the kernel rejects (wrong family, port 0, unreachable) fails that send alone, with its errno.
 // Without a GSO size, SEND / SEND_ZC carry the address themselves; with one, the send goes in its
 // strategy's msghdr form (SENDMSG, SENDMSG_ZC with the registered buffer where the kernel allows
-// it, sendmsg(2)) with a UDP_SEGMENT control message. Both fail with -EINVAL on a stream socket.
+// it, sendmsg(2)) with a UDP_SEGMENT control message — unless it equals the socket's own
+// (SocketOptions::udp_gso_size): then none is needed, and a server that sends every train with one
+// size pays for the destination alone. Both fail with -EINVAL on a stream socket.
 struct SendOptions {
     // Another io_uring strategy for this one send (one the kernel lacks fails that send with
     // -EOPNOTSUPP; a syscall strategy is ignored: it would break the stream's order).
