@@ -205,6 +205,30 @@ INSTANTIATE_TEST_SUITE_P(AllStrategiesBothFamilies, Destinations,
                              return n + (std::get<1>(info.param) == AF_INET ? "_v4" : "_v6");
                          });
 
+// A socket with its own GSO size: a send with that size needs no control message (SEND/SEND_ZC
+// with the address), one with another size does; both cut as asked.
+TEST(DestinationsSocketGso, TheSocketsOwnSizeAndAnotherBothCut) {
+    for (zcio::Strategy s : {zcio::Strategy::copy, zcio::Strategy::zc_fixed, zcio::Strategy::plain}) {
+        zcio::Ring ring;
+        zcio::BufferArena arena(ring, {.slab_size = 16 << 10, .slab_count = 8, .huge_pages = false});
+        zcio::SendEngine engine(ring);
+        zcio::UniqueFd tx(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+        const auto sock = engine.add_socket(tx.get(), {.strategy = s, .udp_gso_size = 500});
+        Peer rx = loopback_peer(AF_INET);
+        int errors = 0;
+        for (std::uint16_t gso : {std::uint16_t{500}, std::uint16_t{300}}) {
+            zcio::Buffer b = arena.take();
+            b.resize(1500);
+            engine.send(sock, std::move(b), zcio::Storage{[&](zcio::Release&& r) { errors += r.error != 0; }},
+                        {.to = rx.sa(), .to_len = rx.len, .gso_size = gso});
+        }
+        ASSERT_EQ(engine.drain(5s), 0);
+        EXPECT_EQ(errors, 0) << zcio::to_string(s);
+        EXPECT_EQ(receive_all(rx.fd.get(), 8).sizes, (std::vector<std::size_t>{500, 500, 500, 300, 300, 300, 300, 300}))
+            << zcio::to_string(s);
+    }
+}
+
 TEST(DestinationsRefused, AStreamSocketTakesNoDestinationOrGso) {
     zcio::Ring ring;
     zcio::SendEngine engine(ring);
