@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 
 #include <linux/sockios.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <sys/ioctl.h>
 
@@ -178,8 +180,22 @@ void DataPhase::wait_sent_acknowledged(std::chrono::milliseconds limit) const {
         while (::ioctl(streams_[i].fd.get(), SIOCOUTQ, &queued) == 0 && queued > 0 && Clock::now() < deadline && !stop_requested().load())
             std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
-    // Acknowledged is in the peer's receive queue; give its reader a moment to take it.
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    // Acknowledged is only in the peer's receive queue (up to tcp_rmem's 32 MiB here). Its reader
+    // has taken it when the window it advertises stops opening: each read it makes opens it.
+    std::vector<std::uint32_t> window(send_.size(), 0);
+    auto last_change = Clock::now();
+    while (Clock::now() < deadline && Clock::now() - last_change < std::chrono::milliseconds(50) && !stop_requested().load()) {
+        for (std::size_t k = 0; k < send_.size(); ++k) {
+            tcp_info info{};
+            socklen_t len = sizeof info;
+            if (::getsockopt(streams_[send_[k]].fd.get(), IPPROTO_TCP, TCP_INFO, &info, &len) != 0) continue;
+            if (info.tcpi_snd_wnd != window[k]) {
+                window[k] = info.tcpi_snd_wnd;
+                last_change = Clock::now();
+            }
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
 }
 
 void DataPhase::stop_sending() {

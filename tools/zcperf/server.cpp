@@ -111,9 +111,10 @@ zcio::UniqueFd accept_udp_stream(zcio::UniqueFd& listener, ControlChannel& ctl, 
     }
 }
 
-std::vector<LocalStream> collect_udp_streams(ControlChannel& ctl, const TestParams& p, const RunSettings& rs, int family,
-                                             std::uint16_t port, const std::string& peer, TestRecord& rec) {
-    zcio::UniqueFd listener = bound_udp(family, port);
+// `listener` is bound before CREATE_STREAMS goes out: a client's connect datagram that came first
+// would be lost (iperf3 sends it once).
+std::vector<LocalStream> collect_udp_streams(zcio::UniqueFd listener, ControlChannel& ctl, const TestParams& p, const RunSettings& rs,
+                                             int family, std::uint16_t port, const std::string& peer, TestRecord& rec) {
     const std::vector<bool> roles = stream_roles(p, false);
     std::vector<LocalStream> streams;
     std::uint64_t ignored = 0;
@@ -211,13 +212,17 @@ std::optional<TestRecord> Server::serve_one(const std::atomic<bool>& idle_stop) 
     ControlChannel ctl(arrival->fd.get());
     rec.params = admit(ctl, arrival->params, settings_, rec);
     const TestParams& p = rec.params;
-    if (!p.zcperf_peer && p.duration > 0)  // ~2 % of the time, 20..100 ms: a loopback queue drains in ~10 ms
-        rs.stop_sending_early = std::chrono::milliseconds(std::clamp(static_cast<long>(p.duration * 20), 20L, 100L));
+    // 5 % of the time, 50..250 ms: a loopback queue drains in ~10 ms, ~40 ms when both ways are busy.
+    if (!p.zcperf_peer && p.duration > 0)
+        rs.stop_sending_early = std::chrono::milliseconds(std::clamp(static_cast<long>(p.duration * 50), 50L, 250L));
 
     std::vector<LocalStream> streams;
     if (p.udp) {
+        const int family = socket_family(listen_fd_);
+        const std::uint16_t port = local_port(listen_fd_);
+        zcio::UniqueFd udp_listener = bound_udp(family, port);
         ctl.write_state(state::create_streams);
-        streams = collect_udp_streams(ctl, p, rs, socket_family(listen_fd_), local_port(listen_fd_), rec.host, rec);
+        streams = collect_udp_streams(std::move(udp_listener), ctl, p, rs, family, port, rec.host, rec);
     } else {
         desk_->expect_streams(arrival->cookie);
         ctl.write_state(state::create_streams);
