@@ -4,6 +4,7 @@
 
 #include "control.hpp"
 #include "payload.hpp"
+#include "zcperf_process.hpp"
 #include "options.hpp"
 
 #include <nlohmann/json.hpp>
@@ -39,72 +40,18 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-std::string slurp(const fs::path& p) {
-    std::ifstream f(p);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-}
+using zcio::test::slurp;
 
-// A zcperf process with its stdout and stderr in files.
-class Process {
+// zcperf, with its stdout and stderr in files.
+class Process : public zcio::test::Process {
 public:
-    explicit Process(std::vector<std::string> args) {
-        static int counter = 0;
-        dir_ = fs::temp_directory_path() / ("zcperf-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-        fs::create_directories(dir_);
-        std::vector<std::string> argv{ZCPERF_BIN};
-        argv.insert(argv.end(), args.begin(), args.end());
-        std::vector<char*> cargv;
-        for (auto& a : argv) cargv.push_back(a.data());
-        cargv.push_back(nullptr);
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-        posix_spawn_file_actions_addopen(&fa, 1, (dir_ / "out").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        posix_spawn_file_actions_addopen(&fa, 2, (dir_ / "err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        posix_spawn_file_actions_addchdir_np(&fa, dir_.c_str());
-        int rc = posix_spawn(&pid_, ZCPERF_BIN, &fa, nullptr, cargv.data(), environ);
-        posix_spawn_file_actions_destroy(&fa);
-        if (rc != 0) pid_ = -1;
-    }
-    ~Process() {
-        if (pid_ > 0 && !exited_) {
-            ::kill(pid_, SIGKILL);
-            ::waitpid(pid_, nullptr, 0);
-        }
-        std::error_code ec;
-        fs::remove_all(dir_, ec);
-    }
-    // Exit code, or -1 if it had to be killed after `timeout` (a hang is a failure).
-    int wait(std::chrono::milliseconds timeout = 30s) {
-        if (pid_ <= 0) return -2;
-        const auto deadline = std::chrono::steady_clock::now() + timeout;
-        for (;;) {
-            int status = 0;
-            pid_t r = ::waitpid(pid_, &status, WNOHANG);
-            if (r == pid_) {
-                exited_ = true;
-                return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-            }
-            if (std::chrono::steady_clock::now() > deadline) {
-                ::kill(pid_, SIGKILL);
-                ::waitpid(pid_, nullptr, 0);
-                exited_ = true;
-                return -1;
-            }
-            std::this_thread::sleep_for(10ms);
-        }
-    }
-    void signal(int sig) { ::kill(pid_, sig); }
-    std::string out() const { return slurp(dir_ / "out"); }
-    std::string err() const { return slurp(dir_ / "err"); }
-    const fs::path& dir() const { return dir_; }
+    explicit Process(std::vector<std::string> args) : zcio::test::Process(with_program(std::move(args))) {}
 
 private:
-    fs::path dir_;
-    pid_t pid_ = -1;
-    bool exited_ = false;
+    static std::vector<std::string> with_program(std::vector<std::string> args) {
+        args.insert(args.begin(), ZCPERF_BIN);
+        return args;
+    }
 };
 
 struct Ran {
@@ -117,34 +64,8 @@ Ran run(std::vector<std::string> args, std::chrono::milliseconds timeout = 30s) 
     return {rc, p.out(), p.err()};
 }
 
-std::uint16_t free_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(fd);
-    return ntohs(a.sin_port);
-}
-
-// Whether something listens on TCP `port` (looked up in /proc, so the server sees no connection).
-bool listening(std::uint16_t port) {
-    char hex[8];
-    std::snprintf(hex, sizeof hex, ":%04X", port);
-    for (const char* file : {"/proc/net/tcp", "/proc/net/tcp6"}) {
-        std::ifstream f(file);
-        std::string line;
-        while (std::getline(f, line)) {
-            std::istringstream ls(line);
-            std::string sl, local, remote, state;
-            ls >> sl >> local >> remote >> state;
-            if (state == "0A" && local.size() > 5 && local.compare(local.size() - 5, 5, hex) == 0) return true;
-        }
-    }
-    return false;
-}
+using zcio::test::free_port;
+using zcio::test::listening;
 
 // `zcperf -s -1 -p PORT -J` in the background, up and listening.
 std::unique_ptr<Process> start_server(std::uint16_t port, std::vector<std::string> extra = {}) {
