@@ -75,9 +75,10 @@ TEST_P(Iperf3Interop, BothEndsAgreeAndExitZero) {
     const bool reverse = std::find(c.args.begin(), c.args.end(), "-R") != c.args.end();
     const bool bidir = std::find(c.args.begin(), c.args.end(), "--bidir") != c.args.end();
     const bool udp = std::find(c.args.begin(), c.args.end(), "-u") != c.args.end();
-    // Both ways at once, a stock iperf3 end stops counting at TEST_END while it may still be busy
-    // sending: there, within one block or 1 %, whichever is more (measured: 0.5 % at most).
-    const auto tolerance = [&](std::uint64_t sent) { return bidir ? std::max<std::uint64_t>(c.block, sent / 100) : c.block; };
+    // Both ways at once, a stock iperf3 end, busy sending, may not have read everything when its
+    // own timer stops its count (a loaded host: up to ~10 % seen in the parallel suite; alone,
+    // 0.5 % at most). There: never more than was sent, and at least 85 % of it.
+    const auto tolerance = [&](std::uint64_t sent) { return bidir ? std::max<std::uint64_t>(c.block, sent * 15 / 100) : c.block; };
     int directions = 0;
     if (!reverse) {
         const auto sent = bytes_at(ce, "sum_sent"), got = bytes_at(se, "sum_received");
