@@ -164,14 +164,15 @@ void serve_until_test_end(DataPhase& data, ControlChannel& ctl, const TestParams
 }
 
 // The receivers take what the client sent before TEST_END: until they hold what the client
-// reports sending (TCP), or nothing more arrives (UDP), at most 2 s.
-void drain_to_client_counts(DataPhase& data, const SideReport& client) {
+// reports sending (TCP; a zcperf client has also closed its streams: until each one's end), or
+// nothing more arrives (UDP), at most 2 s.
+void drain_to_client_counts(DataPhase& data, const SideReport& client, bool eof_expected) {
     const auto limit = Clock::now() + 2s;
     while (Clock::now() < limit && !data.receivers_done()) {
         bool all = true;
         for (const auto& s : client.streams)
             if (s.sender && data.received(s.id) < s.bytes) all = false;
-        if (all || data.receive_silence() > 250ms) break;
+        if ((all && !eof_expected) || data.receive_silence() > 250ms) break;
         std::this_thread::sleep_for(5ms);
     }
 }
@@ -248,7 +249,7 @@ std::optional<TestRecord> Server::serve_one(const std::atomic<bool>& idle_stop) 
     for (auto& s : client.results->report.streams)  // its sending streams are this end's receiving ones
         for (const auto& mine : streams)
             if (mine.id == s.id) s.sender = !mine.sender;
-    drain_to_client_counts(data, client.results->report);
+    drain_to_client_counts(data, client.results->report, p.zcperf_peer && !p.udp);
     data.stop_receiving();
     rec.local = data.report();
     const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
