@@ -51,7 +51,8 @@ class Iperf3Interop : public ::testing::TestWithParam<std::tuple<Pair, Case>> {}
 
 TEST_P(Iperf3Interop, BothEndsAgreeAndExitZero) {
     if (!zcio::test::have_program("iperf3")) GTEST_SKIP() << "iperf3 is not installed (scripts/install-deps.sh installs it)";
-    const auto& [pair, c] = GetParam();
+    const Pair pair = std::get<0>(GetParam());  // not a structured binding: clang 14 cannot capture one
+    const Case& c = std::get<1>(GetParam());
     const bool zcperf_client = pair == Pair::zcperf_client_iperf3_server;
     const std::uint16_t port = zcio::test::free_port();
     const std::string port_text = std::to_string(port);
