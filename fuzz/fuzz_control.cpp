@@ -1,23 +1,21 @@
-// libFuzzer target: zcperf's control-protocol parser, parse_control_message(), on any bytes.
+// libFuzzer target: zcperf's control-protocol parsers (iperf3's frames), parse_params() and
+// parse_results(), on any bytes. The first byte picks the parser; the rest is the frame's JSON.
 //
 // What must hold for every input, not just "no crash":
-// - it never throws (it is noexcept: an escaping exception would terminate) and never falls into
-//   its catch-all: every rejection has a reason from the checks, not "control message rejected";
-// - what it accepts satisfies the protocol's limits (a hello's parameters pass check_params, its
-//   cookie is 36 bytes; UDP ports are 1..65535; at most 256 streams);
-// - what it accepts survives serialize(): the serialized line is one '\n'-terminated line, parses
-//   again, and serializes to the same bytes (serialize . parse is a fixed point).
+// - they never throw (they are noexcept: an escaping exception would terminate) and never fall
+//   into their catch-all: every rejection has a reason from the checks;
+// - what they accept satisfies the protocol's limits (parameters pass check_params; at most 512
+//   streams, ids in range; peer strings contain no control characters);
+// - what they accept survives serialization: serialize(parse(serialize(m))) == serialize(m).
 #include "control.hpp"
 
 #include <sanitizer/common_interface_defs.h>
 
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <string_view>
-#include <variant>
 
 namespace {
 
@@ -28,43 +26,49 @@ namespace {
     std::abort();
 }
 
-void check_limits(const zcperf::ControlMessage& m) {
-    if (const auto* h = std::get_if<zcperf::Hello>(&m)) {
-        if (h->cookie.size() != zcperf::cookie_length) fail("accepted a hello whose cookie is not 36 bytes", h->cookie);
-        if (auto why = zcperf::check_params(h->params); !why.empty()) fail("accepted a hello check_params refuses", why);
-    } else if (const auto* r = std::get_if<zcperf::Ready>(&m)) {
-        if (r->udp_ports.size() > 256) fail("accepted more than 256 UDP ports", "");
-        for (auto p : r->udp_ports)
-            if (p == 0) fail("accepted UDP port 0", "");
-    } else if (const auto* d = std::get_if<zcperf::Done>(&m)) {
-        if (d->report.streams.size() > 256) fail("accepted more than 256 streams", "");
-    } else if (const auto* s = std::get_if<zcperf::Results>(&m)) {
-        if (s->report.streams.size() > 256) fail("accepted more than 256 streams", "");
+bool printable(std::string_view s) {
+    for (char c : s)
+        if ((static_cast<unsigned char>(c) < 0x20) || c == 0x7f) return false;
+    return true;
+}
+
+void check_rejection(const std::string& error, std::string_view input) {
+    if (error.empty()) fail("rejected without a reason", input);
+    if (error.find("rejected") != std::string::npos && error.find("bad_alloc") == std::string::npos)
+        fail("an exception escaped the field checks", error);
+}
+
+void fuzz_params(std::string_view text) {
+    const zcperf::ParamsResult r = zcperf::parse_params(text);
+    if (!r.params) return check_rejection(r.error, text);
+    if (auto why = zcperf::check_params(*r.params); !why.empty()) fail("accepted parameters check_params refuses", why);
+    if (!printable(r.params->client_version)) fail("a peer string kept a control character", r.params->client_version);
+    const std::string once = zcperf::serialize_params(*r.params);
+    const zcperf::ParamsResult again = zcperf::parse_params(once);
+    if (!again.params) fail("its own serialization does not parse", again.error + " <- " + once);
+    if (zcperf::serialize_params(*again.params) != once) fail("serialize(parse(serialize(p))) != serialize(p)", once);
+}
+
+void fuzz_results(std::string_view text) {
+    const zcperf::ResultsParse r = zcperf::parse_results(text);
+    if (!r.results) return check_rejection(r.error, text);
+    if (r.results->report.streams.size() > 2u * zcperf::max_streams) fail("accepted more than 512 streams", "");
+    for (const auto& s : r.results->report.streams) {
+        if (s.id < 1 || s.id > 2 * zcperf::max_streams + 1) fail("accepted a stream id out of range", std::to_string(s.id));
+        if (!printable(s.error) || !printable(s.strategy)) fail("a peer string kept a control character", s.error);
     }
+    const std::string once = zcperf::serialize_results(*r.results);
+    const zcperf::ResultsParse again = zcperf::parse_results(once);
+    if (!again.results) fail("its own serialization does not parse", again.error + " <- " + once);
+    if (zcperf::serialize_results(*again.results) != once) fail("serialize(parse(serialize(r))) != serialize(r)", once);
 }
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    const std::string_view line(reinterpret_cast<const char*>(data), size);
-    const zcperf::ParseResult r = zcperf::parse_control_message(line);
-    if (!r.message) {
-        if (r.error.empty()) fail("rejected without a reason", line);
-        // The catch-all in parse_control_message is for bad_alloc; anything else reaching it is a
-        // JSON corner the field checks missed.
-        if (r.error.rfind("control message rejected", 0) == 0 && r.error.find("bad_alloc") == std::string::npos)
-            fail("an exception escaped the field checks", r.error);
-        return 0;
-    }
-    check_limits(*r.message);
-
-    const std::string once = zcperf::serialize(*r.message);
-    if (once.empty() || once.back() != '\n' || once.find('\n') != once.size() - 1)
-        fail("serialize() did not give one '\\n'-terminated line", once);
-    const zcperf::ParseResult again = zcperf::parse_control_message(once);
-    if (!again.message) fail("its own serialization does not parse", again.error + " <- " + once);
-    if (again.message->index() != r.message->index()) fail("the message type changed in a round trip", once);
-    const std::string twice = zcperf::serialize(*again.message);
-    if (twice != once) fail("serialize(parse(serialize(m))) != serialize(m)", once + twice);
+    if (size == 0) return 0;
+    const std::string_view text(reinterpret_cast<const char*>(data) + 1, size - 1);
+    if (data[0] & 1) fuzz_results(text);
+    else fuzz_params(text);
     return 0;
 }

@@ -13,6 +13,7 @@ packages=(
   iproute2                            # the sink namespace (ip, tc)
   clang libclang-rt-14-dev            # sanitizer and fuzzing builds
   jq                                  # scripts/soak.sh reads zcperf's JSON
+  iperf3                              # interop tests: zcperf against Debian's stock iperf3 (3.12)
 )
 
 missing=()

@@ -40,10 +40,11 @@ done
 rss() { awk '/^VmRSS:/ { print $2 }' /proc/$server/status; }
 fds() { ls /proc/$server/fd | wc -l; }
 # Idle: the server has finished the last test (the client gets the results before the server has
-# joined its threads and closed its ring), so wait until its thread count is back to one.
+# joined its threads and closed its ring), so wait until its thread count is back to two (the main
+# thread and the front desk, which accepts while tests run).
 settle() {
   for _ in $(seq 100); do
-    [ "$(awk '/^Threads:/ { print $2 }' /proc/$server/status)" = 1 ] && return
+    [ "$(awk '/^Threads:/ { print $2 }' /proc/$server/status)" -le 2 ] && return
     sleep 0.02
   done
 }
@@ -67,8 +68,9 @@ while [ "$(date +%s)" -lt "$deadline" ]; do
   args=(-c 127.0.0.1 -p "$port" -J --no-progress)
   udp=$((RANDOM % 3 == 0))
   if [ $udp = 1 ]; then
-    len=$((1 + RANDOM * 2 % 65507))
+    len=$((16 + RANDOM * 2 % 65491))               # iperf3's datagram header takes 16 bytes
     args+=(-u -l "$len")
+    [ $((RANDOM % 2)) = 0 ] && args+=(-b "$((1 + RANDOM % 500))M")
     [ $((RANDOM % 3)) = 0 ] && args+=(--gso 1472)
     udp_runs=$((udp_runs + 1))
   else
@@ -79,7 +81,10 @@ while [ "$(date +%s)" -lt "$deadline" ]; do
   fi
   args+=(--strategy "${strategies[RANDOM % 7]}" --completion "${completions[RANDOM % 3]}" --recv "${receivers[RANDOM % 5]}")
   args+=(-P $((1 + RANDOM % 4)) -t "0.$((2 + RANDOM % 5))")
-  [ $((RANDOM % 4)) = 0 ] && args+=(-R)
+  case $((RANDOM % 8)) in
+    0|1) args+=(-R) ;;
+    2) [ $udp = 0 ] && args+=(--bidir) ;;
+  esac
   runs=$((runs + 1))
   out="$logdir/last.json"
   rc=0

@@ -5,6 +5,7 @@
 #include "control.hpp"
 #include "payload.hpp"
 #include "payload_buffers.hpp"
+#include "zcperf_process.hpp"
 #include "options.hpp"
 
 #include <zcio/error.hpp>
@@ -45,72 +46,18 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-std::string slurp(const fs::path& p) {
-    std::ifstream f(p);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-}
+using zcio::test::slurp;
 
-// A zcperf process with its stdout and stderr in files.
-class Process {
+// zcperf, with its stdout and stderr in files.
+class Process : public zcio::test::Process {
 public:
-    explicit Process(std::vector<std::string> args) {
-        static int counter = 0;
-        dir_ = fs::temp_directory_path() / ("zcperf-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-        fs::create_directories(dir_);
-        std::vector<std::string> argv{ZCPERF_BIN};
-        argv.insert(argv.end(), args.begin(), args.end());
-        std::vector<char*> cargv;
-        for (auto& a : argv) cargv.push_back(a.data());
-        cargv.push_back(nullptr);
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-        posix_spawn_file_actions_addopen(&fa, 1, (dir_ / "out").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        posix_spawn_file_actions_addopen(&fa, 2, (dir_ / "err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        posix_spawn_file_actions_addchdir_np(&fa, dir_.c_str());
-        int rc = posix_spawn(&pid_, ZCPERF_BIN, &fa, nullptr, cargv.data(), environ);
-        posix_spawn_file_actions_destroy(&fa);
-        if (rc != 0) pid_ = -1;
-    }
-    ~Process() {
-        if (pid_ > 0 && !exited_) {
-            ::kill(pid_, SIGKILL);
-            ::waitpid(pid_, nullptr, 0);
-        }
-        std::error_code ec;
-        fs::remove_all(dir_, ec);
-    }
-    // Exit code, or -1 if it had to be killed after `timeout` (a hang is a failure).
-    int wait(std::chrono::milliseconds timeout = 30s) {
-        if (pid_ <= 0) return -2;
-        const auto deadline = std::chrono::steady_clock::now() + timeout;
-        for (;;) {
-            int status = 0;
-            pid_t r = ::waitpid(pid_, &status, WNOHANG);
-            if (r == pid_) {
-                exited_ = true;
-                return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-            }
-            if (std::chrono::steady_clock::now() > deadline) {
-                ::kill(pid_, SIGKILL);
-                ::waitpid(pid_, nullptr, 0);
-                exited_ = true;
-                return -1;
-            }
-            std::this_thread::sleep_for(10ms);
-        }
-    }
-    void signal(int sig) { ::kill(pid_, sig); }
-    std::string out() const { return slurp(dir_ / "out"); }
-    std::string err() const { return slurp(dir_ / "err"); }
-    const fs::path& dir() const { return dir_; }
+    explicit Process(std::vector<std::string> args) : zcio::test::Process(with_program(std::move(args))) {}
 
 private:
-    fs::path dir_;
-    pid_t pid_ = -1;
-    bool exited_ = false;
+    static std::vector<std::string> with_program(std::vector<std::string> args) {
+        args.insert(args.begin(), ZCPERF_BIN);
+        return args;
+    }
 };
 
 struct Ran {
@@ -123,34 +70,8 @@ Ran run(std::vector<std::string> args, std::chrono::milliseconds timeout = 30s) 
     return {rc, p.out(), p.err()};
 }
 
-std::uint16_t free_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(fd);
-    return ntohs(a.sin_port);
-}
-
-// Whether something listens on TCP `port` (looked up in /proc, so the server sees no connection).
-bool listening(std::uint16_t port) {
-    char hex[8];
-    std::snprintf(hex, sizeof hex, ":%04X", port);
-    for (const char* file : {"/proc/net/tcp", "/proc/net/tcp6"}) {
-        std::ifstream f(file);
-        std::string line;
-        while (std::getline(f, line)) {
-            std::istringstream ls(line);
-            std::string sl, local, remote, state;
-            ls >> sl >> local >> remote >> state;
-            if (state == "0A" && local.size() > 5 && local.compare(local.size() - 5, 5, hex) == 0) return true;
-        }
-    }
-    return false;
-}
+using zcio::test::free_port;
+using zcio::test::listening;
 
 // `zcperf -s -1 -p PORT -J` in the background, up and listening.
 std::unique_ptr<Process> start_server(std::uint16_t port, std::vector<std::string> extra = {}) {
@@ -200,33 +121,80 @@ void expect_consistent_zcio(const json& stream, const std::string& strategy) {
 // ---------------------------------------------------------------------------------------------
 // Control protocol parser
 
-TEST(ZcperfControl, EveryMessageSurvivesARoundTrip) {
+TEST(ZcperfControl, ParamsSurviveARoundTripWithZcperfsExtras) {
     zcperf::TestParams p;
     p.udp = true;
     p.streams = 3;
     p.duration = 2.5;
     p.length = 60000;
     p.reverse = true;
+    p.bitrate = 5000000;
+    p.omit = 1;
+    p.udp64 = true;
     p.strategy = zcio::Strategy::zc_fixed;
     p.completion = zcperf::CompletionModel::group;
     p.udp_gso = 1472;
-    zcperf::Hello h{1, std::string(36, 'k'), p};
-    auto r = zcperf::parse_control_message(zcperf::serialize(h));
-    ASSERT_TRUE(r.message) << r.error;
-    auto* back = std::get_if<zcperf::Hello>(&*r.message);
-    ASSERT_NE(back, nullptr);
-    EXPECT_EQ(back->cookie, h.cookie);
-    EXPECT_TRUE(back->params.udp);
-    EXPECT_EQ(back->params.streams, 3);
-    EXPECT_EQ(back->params.length, 60000u);
-    EXPECT_EQ(back->params.strategy, zcio::Strategy::zc_fixed);
-    EXPECT_EQ(back->params.completion, zcperf::CompletionModel::group);
-    EXPECT_EQ(back->params.udp_gso, 1472);
+    const std::string text = zcperf::serialize_params(p);
+    json j = json::parse(text);
+    EXPECT_EQ(j["time"], 3) << "iperf3 reads an integer time";  // the exact duration travels in the extras
+    EXPECT_EQ(j["parallel"], 3);
+    EXPECT_EQ(j["len"], 60000);
+    EXPECT_EQ(j["bandwidth"], 5000000);
+    EXPECT_TRUE(j.contains("udp"));
+    EXPECT_TRUE(j.contains("reverse"));
+    auto r = zcperf::parse_params(text);
+    ASSERT_TRUE(r.params) << r.error;
+    const auto& back = *r.params;
+    EXPECT_TRUE(back.zcperf_peer);
+    EXPECT_TRUE(back.udp);
+    EXPECT_TRUE(back.reverse);
+    EXPECT_TRUE(back.udp64);
+    EXPECT_EQ(back.streams, 3);
+    EXPECT_DOUBLE_EQ(back.duration, 2.5);
+    EXPECT_EQ(back.length, 60000u);
+    EXPECT_EQ(back.bitrate, 5000000u);
+    EXPECT_EQ(back.strategy, zcio::Strategy::zc_fixed);
+    EXPECT_EQ(back.completion, zcperf::CompletionModel::group);
+    EXPECT_EQ(back.udp_gso, 1472);
+    EXPECT_EQ(zcperf::serialize_params(back), text);
+}
 
-    zcperf::SideReport rep;
-    rep.cpu = {50, 10, 40};
+TEST(ZcperfControl, ReadsWhatStockIperf3Sends) {
+    // Debian's iperf3 3.12, `iperf3 -c HOST -u -b 10M -P 2 -R --get-server-output` (send_parameters).
+    auto r = zcperf::parse_params(
+        R"({"udp":true,"omit":0,"time":10,"num":0,"blockcount":0,"parallel":2,"reverse":true,"len":1460,)"
+        R"("bandwidth":10000000,"pacing_timer":1000,"get_server_output":1,"client_version":"3.12"})");
+    ASSERT_TRUE(r.params) << r.error;
+    EXPECT_FALSE(r.params->zcperf_peer);
+    EXPECT_TRUE(r.params->udp && r.params->reverse && r.params->get_server_output);
+    EXPECT_EQ(r.params->streams, 2);
+    EXPECT_EQ(r.params->bitrate, 10000000u);
+    EXPECT_EQ(r.params->client_version, "3.12");
+    ASSERT_EQ(r.params->ignored.size(), 1u);
+    EXPECT_EQ(r.params->ignored[0], "pacing_timer");
+    // --sctp is refused with iperf3's own error number, not a crash.
+    auto sctp = zcperf::parse_params(R"({"sctp":true,"time":10,"parallel":1})");
+    EXPECT_FALSE(sctp.params);
+    EXPECT_EQ(sctp.error_number, zcperf::ie::no_sctp);
+    EXPECT_EQ(zcperf::iperf_error_text(sctp.error_number), "no SCTP support available");
+
+    // iperf3's results (send_results): numbers as cJSON prints them; no sender flags, no extras.
+    auto res = zcperf::parse_results(
+        R"({"cpu_util_total":3.5,"cpu_util_user":0.5,"cpu_util_system":3.0,"sender_has_retransmits":-1,)"
+        R"("streams":[{"id":1,"bytes":123456,"retransmits":-1,"jitter":0.00012,"errors":3,"packets":100,"start_time":0,"end_time":1.0005}]})");
+    ASSERT_TRUE(res.results) << res.error;
+    EXPECT_FALSE(res.results->zcperf);
+    ASSERT_EQ(res.results->report.streams.size(), 1u);
+    EXPECT_EQ(res.results->report.streams[0].bytes, 123456u);
+    EXPECT_EQ(res.results->report.streams[0].lost, 3u);
+    EXPECT_DOUBLE_EQ(res.results->report.streams[0].seconds, 1.0005);
+}
+
+TEST(ZcperfControl, ResultsCarryZcioFiguresBothWays) {
+    zcperf::PeerResults pr;
+    pr.report.cpu = {50, 10, 40};
     zcperf::StreamReport s;
-    s.id = 2;
+    s.id = 3;
     s.sender = true;
     s.bytes = 1ull << 40;
     s.seconds = 1.5;
@@ -237,60 +205,69 @@ TEST(ZcperfControl, EveryMessageSurvivesARoundTrip) {
     c.auto_to_copy = 3;
     c.by_strategy[4] = 9;
     s.counters = c;
-    rep.streams.push_back(s);
-    auto d = zcperf::parse_control_message(zcperf::serialize(zcperf::Done{rep}));
-    ASSERT_TRUE(d.message) << d.error;
-    const auto& got = std::get<zcperf::Done>(*d.message).report;
+    pr.report.streams.push_back(s);
+    pr.server_output = "line one\nline two\n";
+    auto d = zcperf::parse_results(zcperf::serialize_results(pr));
+    ASSERT_TRUE(d.results) << d.error;
+    EXPECT_TRUE(d.results->zcperf);
+    const auto& got = d.results->report;
     ASSERT_EQ(got.streams.size(), 1u);
+    EXPECT_EQ(got.streams[0].id, 3);
+    EXPECT_TRUE(got.streams[0].sender);
     EXPECT_EQ(got.streams[0].bytes, 1ull << 40);
     ASSERT_TRUE(got.streams[0].counters);
     EXPECT_EQ(got.streams[0].counters->zero_copy, 5u);
     EXPECT_EQ(got.streams[0].counters->auto_to_copy, 3u);
     EXPECT_EQ(got.streams[0].counters->by_strategy[4], 9u);
     EXPECT_DOUBLE_EQ(got.cpu.total, 50);
+    EXPECT_EQ(d.results->server_output, "line one\nline two\n");
+}
 
-    for (const zcperf::ControlMessage& m : {zcperf::ControlMessage{zcperf::Ready{{5000, 5001}}}, zcperf::ControlMessage{zcperf::Start{}},
-                                            zcperf::ControlMessage{zcperf::Failure{"no"}}, zcperf::ControlMessage{zcperf::Results{rep}}}) {
-        auto x = zcperf::parse_control_message(zcperf::serialize(m));
-        ASSERT_TRUE(x.message) << x.error;
-        EXPECT_EQ(x.message->index(), m.index());
+TEST(ZcperfControl, RejectsMalformedFramesWithAReason) {
+    const std::vector<std::string> bad_params = {
+        "", "{", "[]", "42", "null", R"({"time":10})", R"({"tcp":true,"parallel":0})", R"({"tcp":true,"parallel":100000})",
+        R"({"tcp":true,"time":1e300})", R"({"udp":true,"len":70000})", R"({"tcp":true,"len":"big"})",
+        R"({"tcp":true,"time":0,"num":0})", R"({"tcp":true,"zcperf":{"strategy":"warp"}})",
+        R"({"tcp":true,"zcperf":{"duration":-1}})", R"({"tcp":true,"authtoken":"x"})",
+        std::string(100, '[') + std::string(100, ']'), std::string(zcperf::max_params_json + 10, ' '),
+    };
+    for (const auto& text : bad_params) {
+        auto r = zcperf::parse_params(text);
+        EXPECT_FALSE(r.params) << text.substr(0, 200);
+        EXPECT_FALSE(r.error.empty()) << text.substr(0, 200);
+    }
+    const std::vector<std::string> bad_results = {
+        "", "{}", R"({"cpu_util_total":1,"cpu_util_user":1,"cpu_util_system":1})",
+        R"({"cpu_util_total":-1,"cpu_util_user":1,"cpu_util_system":1,"streams":[]})",
+        R"({"cpu_util_total":1,"cpu_util_user":1,"cpu_util_system":1,"streams":[{"id":1,"bytes":-5}]})",
+        R"({"cpu_util_total":1,"cpu_util_user":1,"cpu_util_system":1,"streams":[{"id":9999,"bytes":5}]})",
+        R"({"cpu_util_total":1,"cpu_util_user":1,"cpu_util_system":1,"streams":[{"id":1,"bytes":18446744073709551615}]})",
+    };
+    for (const auto& text : bad_results) {
+        auto r = zcperf::parse_results(text);
+        EXPECT_FALSE(r.results) << text;
+        EXPECT_FALSE(r.error.empty()) << text;
     }
 }
 
-TEST(ZcperfControl, RejectsMalformedLinesWithAReason) {
-    const std::string cookie(36, 'a');
-    const std::string params = R"("params":{"protocol":"tcp","streams":1,"duration":1,"length":1000,"reverse":false,"strategy":"zc","completion":"storage"})";
-    const std::vector<std::string> bad = {
-        "", "{", "[]", "42", "null", R"({"type":1})", R"({"type":"nope"})", R"({"type":"hello"})",
-        R"({"type":"hello","version":1,"cookie":"short",)" + params + "}",
-        R"({"type":"hello","version":1,"cookie":")" + cookie + R"(","params":{"protocol":"sctp"}})",
-        R"({"type":"hello","version":1,"cookie":")" + cookie + R"(","params":{"protocol":"tcp","streams":0,"duration":1,"length":1000,"reverse":false,"strategy":"zc","completion":"storage"}})",
-        R"({"type":"hello","version":1,"cookie":")" + cookie + R"(","params":{"protocol":"tcp","streams":1,"duration":1e300,"length":1000,"reverse":false,"strategy":"zc","completion":"storage"}})",
-        R"({"type":"hello","version":1,"cookie":")" + cookie + R"(","params":{"protocol":"udp","streams":1,"duration":1,"length":70000,"reverse":false,"strategy":"zc","completion":"storage"}})",
-        R"({"type":"hello","version":1,"cookie":")" + cookie + R"(","params":{"protocol":"tcp","streams":1,"duration":1,"length":1000,"reverse":"yes","strategy":"zc","completion":"storage"}})",
-        R"({"type":"hello","version":1,"cookie":")" + cookie + R"(","params":{"protocol":"tcp","streams":1,"duration":1,"length":1000,"reverse":false,"strategy":"warp","completion":"storage"}})",
-        R"({"type":"ready","udp_ports":[0]})", R"({"type":"ready","udp_ports":[70000]})", R"({"type":"ready","udp_ports":"x"})",
-        R"({"type":"done"})", R"({"type":"done","report":{"cpu":{"total":1,"user":1,"system":1},"streams":[{"id":1}]}})",
-        R"({"type":"done","report":{"cpu":{"total":-1,"user":1,"system":1},"streams":[]}})",
-        R"({"type":"results","report":{"cpu":{"total":1,"user":1,"system":1},"streams":[{"id":1,"sender":true,"bytes":-5,"seconds":1}]}})",
-        R"({"type":"error","message":17})",
-        std::string(100, '[') + std::string(100, ']'),
-        std::string(zcperf::max_control_line + 10, ' '),
-        "{\"type\":\"error\",\"message\":\"\xff\xfe\"}",
-    };
-    for (const auto& line : bad) {
-        auto r = zcperf::parse_control_message(line);
-        EXPECT_FALSE(r.message) << line.substr(0, 200);
-        EXPECT_FALSE(r.error.empty()) << line.substr(0, 200);
-    }
+TEST(ZcperfControl, PeerTextIsEscapedBeforePrinting) {
+    EXPECT_EQ(zcperf::escape_peer_text("ok\r\n\x1b[2Jdone"), "ok\\x0d\\x0a\\x1b[2Jdone");
+    EXPECT_EQ(zcperf::escape_peer_text("caf\xc3\xa9 \xff"), "caf\xc3\xa9 \\xff");
+    EXPECT_EQ(zcperf::escape_peer_text("a\nb", 1024, true), "a\nb");
+    EXPECT_EQ(zcperf::escape_peer_text(std::string(5000, 'x'), 10), std::string(10, 'x') + "...");
+    // An error string from a results frame comes out escaped.
+    auto r = zcperf::parse_results(
+        R"({"cpu_util_total":1,"cpu_util_user":1,"cpu_util_system":1,"streams":[{"id":1,"bytes":5,"zcperf":{"error":"x\r\u001b[31m"}}]})");
+    ASSERT_TRUE(r.results) << r.error;
+    EXPECT_EQ(r.results->report.streams[0].error, "x\\x0d\\x1b[31m");
 }
 
 TEST(ZcperfControl, RandomBytesNeverThrow) {
-    // A short in-test fuzz; the real fuzzer drives the same function.
+    // A short in-test fuzz; the real fuzzer drives the same functions.
     std::mt19937 rng(12345);
-    const std::string seed = zcperf::serialize(zcperf::Hello{1, std::string(36, 'c'), {}});
+    const std::string seeds[] = {zcperf::serialize_params({}), zcperf::serialize_results({})};
     for (int i = 0; i < 20000; ++i) {
-        std::string s = seed;
+        std::string s = seeds[i % 2];
         const int edits = 1 + static_cast<int>(rng() % 8);
         for (int e = 0; e < edits; ++e) {
             std::size_t at = rng() % s.size();
@@ -301,7 +278,8 @@ TEST(ZcperfControl, RandomBytesNeverThrow) {
             }
             if (s.empty()) s = "x";
         }
-        EXPECT_NO_THROW((void)zcperf::parse_control_message(s));
+        EXPECT_NO_THROW((void)zcperf::parse_params(s));
+        EXPECT_NO_THROW((void)zcperf::parse_results(s));
     }
 }
 

@@ -1,4 +1,5 @@
 // zcperf: does zero-copy send pay on this host, by how much, and why? See `zcperf --help`.
+#include "control.hpp"
 #include "net.hpp"
 #include "options.hpp"
 #include "session.hpp"
@@ -9,6 +10,10 @@
 
 #include <fmt/format.h>
 
+#include <unistd.h>
+
+#include <cstdio>
+
 int main(int argc, char** argv) {
     using namespace zcperf;
     install_signal_handlers();
@@ -18,6 +23,15 @@ int main(int argc, char** argv) {
         fmt::print(stderr, "zcperf: {}\nRun with --help for more information.\n", why);
         return 2;
     }
+    if (!o.logfile.empty()) {
+        // iperf3's --logfile: everything the run prints goes to the file, appended.
+        if (!std::freopen(o.logfile.c_str(), "a", stdout)) {
+            fmt::print(stderr, "zcperf: --logfile {}: cannot open it for writing\n", o.logfile);
+            return 2;
+        }
+        ::dup2(STDOUT_FILENO, STDERR_FILENO);
+    }
+    if (o.verbose && !o.json) fmt::print("zcperf {} (zcio), iperf3's protocol\n", zcperf::zcperf_version);
     try {
         switch (o.mode) {
             case Mode::features: fmt::print("{}", zcio::probe().report()); return 0;

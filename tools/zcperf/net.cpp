@@ -1,6 +1,5 @@
 #include "net.hpp"
 
-#include "control.hpp"
 
 #include <zcio/error.hpp>
 
@@ -119,7 +118,8 @@ zcio::UniqueFd listen_tcp(std::uint16_t port, int family, const std::string& bin
             last = fmt::format("bind {}: {}", describe(a->ai_addr), err(e));
             continue;
         }
-        if (::listen(fd.get(), 64) != 0) {
+        // Deep enough that a burst of connections waits for the front desk instead of being dropped.
+        if (::listen(fd.get(), 1024) != 0) {
             last = "listen: " + err(errno);
             continue;
         }
@@ -183,15 +183,18 @@ zcio::UniqueFd connect_udp(const std::string& host, std::uint16_t port, int fami
     throw Error(fmt::format("cannot open UDP to {} port {}: {}", host, port, last));
 }
 
-zcio::UniqueFd bound_udp(int family) {
+zcio::UniqueFd bound_udp(int family, std::uint16_t port) {
     zcio::UniqueFd fd(::socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
     if (!fd) throw Error("UDP socket: " + err(errno));
+    int one = 1;
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     sockaddr_storage ss{};
     socklen_t len;
     if (family == AF_INET6) {
         auto* s6 = reinterpret_cast<sockaddr_in6*>(&ss);
         s6->sin6_family = AF_INET6;
         s6->sin6_addr = in6addr_any;
+        s6->sin6_port = htons(port);
         len = sizeof *s6;
         int zero = 0;
         ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
@@ -199,9 +202,10 @@ zcio::UniqueFd bound_udp(int family) {
         auto* s4 = reinterpret_cast<sockaddr_in*>(&ss);
         s4->sin_family = AF_INET;
         s4->sin_addr.s_addr = htonl(INADDR_ANY);
+        s4->sin_port = htons(port);
         len = sizeof *s4;
     }
-    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) throw Error("UDP bind: " + err(errno));
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) throw Error(fmt::format("UDP bind to port {}: {}", port, err(errno)));
     int big = 8 << 20;
     ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
     return fd;
@@ -284,33 +288,69 @@ std::string read_exact(int fd, std::size_t n, Millis timeout) {
     return out;
 }
 
-std::optional<std::string> LineReader::read_line(Millis poll_for, bool until_stop) {
-    const auto deadline = std::chrono::steady_clock::now() + poll_for;
-    for (;;) {
-        if (auto nl = buf_.find('\n'); nl != std::string::npos) {
-            std::string line = buf_.substr(0, nl);
-            buf_.erase(0, nl + 1);
-            return line;
-        }
-        if (buf_.size() > max_control_line) throw Error("the peer sent an over-long control line");
+bool ControlChannel::fill(std::size_t n, std::chrono::steady_clock::time_point deadline) {
+    while (buf_.size() < n) {
         auto left = std::chrono::duration_cast<Millis>(deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0 || (until_stop && stop_requested().load())) return std::nullopt;
+        if (left.count() <= 0) return false;
+        if (interruptible && stop_requested().load()) throw Error("interrupted");
         pollfd p{fd_, POLLIN, 0};
         int rc = ::poll(&p, 1, static_cast<int>(std::min<long long>(left.count(), 100)));
         if (rc < 0 && errno != EINTR) throw Error("poll: " + err(errno));
         if (rc <= 0) continue;
         char chunk[4096];
-        ssize_t n = ::recv(fd_, chunk, sizeof chunk, MSG_DONTWAIT);
-        if (n > 0) buf_.append(chunk, static_cast<std::size_t>(n));
-        else if (n == 0) throw Error("the peer closed the control connection");
-        else if (errno != EAGAIN && errno != EINTR) throw Error("control connection: " + err(errno));
+        ssize_t got = ::recv(fd_, chunk, std::min(sizeof chunk, n - buf_.size()), MSG_DONTWAIT);
+        if (got > 0) {
+            buf_.append(chunk, static_cast<std::size_t>(got));
+            last_heard_ = std::chrono::steady_clock::now();
+        } else if (got == 0) {
+            throw Error("the peer closed the control connection");
+        } else if (errno != EAGAIN && errno != EINTR) {
+            throw Error("control connection: " + err(errno));
+        }
     }
+    return true;
 }
 
-std::string LineReader::expect_line(Millis timeout, std::string_view what, bool until_stop) {
-    auto line = read_line(timeout, until_stop);
-    if (!line) throw Error(until_stop && stop_requested().load() ? std::string("interrupted") : fmt::format("timed out waiting for {}", what));
-    return *line;
+std::optional<signed char> ControlChannel::read_state(Millis wait) {
+    if (!fill(1, std::chrono::steady_clock::now() + wait)) return std::nullopt;
+    const auto s = static_cast<signed char>(buf_[0]);
+    buf_.erase(0, 1);
+    return s;
+}
+
+signed char ControlChannel::expect_state(Millis timeout, std::string_view what) {
+    auto s = read_state(timeout);
+    if (!s) throw Error(fmt::format("timed out waiting for {} ({} ms without a word)", what, timeout.count()));
+    return *s;
+}
+
+std::string ControlChannel::read_bytes(std::size_t n, Millis timeout, std::string_view what) {
+    if (!fill(n, std::chrono::steady_clock::now() + timeout))
+        throw Error(fmt::format("timed out waiting for {} ({} of {} bytes in {} ms)", what, buf_.size(), n, timeout.count()));
+    std::string out = buf_.substr(0, n);
+    buf_.erase(0, n);
+    return out;
+}
+
+std::string ControlChannel::read_frame(Millis timeout, std::size_t max, std::string_view what) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    const std::string len = read_bytes(4, timeout, what);
+    const std::uint32_t n = (static_cast<std::uint32_t>(static_cast<unsigned char>(len[0])) << 24) |
+                            (static_cast<std::uint32_t>(static_cast<unsigned char>(len[1])) << 16) |
+                            (static_cast<std::uint32_t>(static_cast<unsigned char>(len[2])) << 8) |
+                            static_cast<std::uint32_t>(static_cast<unsigned char>(len[3]));
+    if (n == 0 || n > max) throw Error(fmt::format("{}: a frame of {} bytes (at most {} allowed)", what, n, max));
+    const auto left = std::max(Millis(1), std::chrono::duration_cast<Millis>(deadline - std::chrono::steady_clock::now()));
+    return read_bytes(n, left, what);
+}
+
+void ControlChannel::write_state(signed char s, Millis timeout) { write_all(fd_, std::string_view(reinterpret_cast<const char*>(&s), 1), timeout); }
+
+void ControlChannel::write_frame(std::string_view json, Millis timeout) {
+    const auto n = static_cast<std::uint32_t>(json.size());
+    std::string frame{static_cast<char>(n >> 24), static_cast<char>(n >> 16), static_cast<char>(n >> 8), static_cast<char>(n)};
+    frame.append(json);
+    write_all(fd_, frame, timeout);
 }
 
 std::string interface_of(int fd) {

@@ -35,8 +35,10 @@ zcio::UniqueFd listen_tcp(std::uint16_t port, int family, const std::string& bin
 zcio::UniqueFd connect_tcp(const std::string& host, std::uint16_t port, int family, Millis timeout);
 // A UDP socket connected to host:port (no packet is sent).
 zcio::UniqueFd connect_udp(const std::string& host, std::uint16_t port, int family);
-// A UDP socket bound to port 0 of the given family.
-zcio::UniqueFd bound_udp(int family);
+// A UDP socket bound to `port` (0: any free one) of the given family (AF_INET6: dual-stack), with
+// SO_REUSEADDR so several sockets can share the port: iperf3's UDP streams all arrive on the
+// server's port, each on a socket connected to its client.
+zcio::UniqueFd bound_udp(int family, std::uint16_t port = 0);
 
 // Waits for a connection (or stop / timeout: returns an empty fd). timeout zero: no limit.
 zcio::UniqueFd accept_with_timeout(int listen_fd, Millis timeout);
@@ -56,20 +58,40 @@ void write_all(int fd, std::string_view data, Millis timeout = Millis(10000));
 // Reads exactly n bytes or throws.
 std::string read_exact(int fd, std::size_t n, Millis timeout);
 
-// Reads '\n'-terminated lines from a stream socket.
-class LineReader {
+// The control connection: iperf3's state bytes and length-prefixed JSON frames, every read and
+// write bounded by a deadline. Reads give up with "interrupted" after Ctrl-C unless
+// `interruptible` is off (the results exchange that ends a stopped test).
+//
+//   ControlChannel ctl(fd.get());
+//   ctl.write_state(state::param_exchange);
+//   TestParams p = ...parse_params(ctl.read_frame(5s, max_params_json, "the client's parameters"));
+class ControlChannel {
 public:
-    explicit LineReader(int fd) : fd_(fd) {}
-    // The next line without its '\n'. Throws Error on EOF, error, an over-long line or timeout;
-    // returns nullopt if `stop_requested()` was set or `poll_for` passed without a full line.
-    // `until_stop` false: keep reading after Ctrl-C (the results exchange that ends a stopped test).
-    std::optional<std::string> read_line(Millis poll_for, bool until_stop = true);
-    // Like read_line, but keeps waiting until `timeout`, then throws "timed out waiting for <what>".
-    std::string expect_line(Millis timeout, std::string_view what, bool until_stop = true);
+    explicit ControlChannel(int fd) : fd_(fd), last_heard_(std::chrono::steady_clock::now()) {}
+    int fd() const noexcept { return fd_; }
+    bool interruptible = true;
+
+    // One state byte, or nullopt when `wait` passed without one. Throws Error on EOF or error.
+    std::optional<signed char> read_state(Millis wait);
+    // One state byte within `timeout`, else Error "timed out waiting for <what>".
+    signed char expect_state(Millis timeout, std::string_view what);
+    // A 4-byte big-endian length and that many bytes (at most `max`), within `timeout`.
+    std::string read_frame(Millis timeout, std::size_t max, std::string_view what);
+    // Exactly n bytes within `timeout`.
+    std::string read_bytes(std::size_t n, Millis timeout, std::string_view what);
+    void write_state(signed char s, Millis timeout = Millis(5000));
+    void write_frame(std::string_view json, Millis timeout = Millis(5000));
+    // When the peer last sent anything.
+    std::chrono::steady_clock::time_point last_heard() const noexcept { return last_heard_; }
+    // Bytes already read but not yet consumed.
+    std::size_t buffered() const noexcept { return buf_.size(); }
 
 private:
+    // Reads what is there into buf_ until it holds n bytes or the deadline passes; false on timeout.
+    bool fill(std::size_t n, std::chrono::steady_clock::time_point deadline);
     int fd_;
     std::string buf_;
+    std::chrono::steady_clock::time_point last_heard_;
 };
 
 }  // namespace zcperf

@@ -32,6 +32,83 @@ std::optional<std::size_t> parse_size(const std::string& text) {
     return static_cast<std::size_t>(v * mult);
 }
 
+std::optional<std::uint64_t> parse_rate(const std::string& text) {
+    const std::string body = text.substr(0, text.find('/'));  // iperf3's "/burst" is not used
+    if (body.empty() || !std::isdigit(static_cast<unsigned char>(body[0]))) return std::nullopt;
+    std::size_t pos = 0;
+    double v = 0;
+    try {
+        v = std::stod(body, &pos);
+    } catch (...) {
+        return std::nullopt;
+    }
+    const std::string suffix = body.substr(pos);
+    double mult = 1;
+    if (suffix == "k" || suffix == "K") mult = 1e3;
+    else if (suffix == "m" || suffix == "M") mult = 1e6;
+    else if (suffix == "g" || suffix == "G") mult = 1e9;
+    else if (suffix == "t" || suffix == "T") mult = 1e12;
+    else if (!suffix.empty()) return std::nullopt;
+    if (!std::isfinite(v) || v < 0 || v * mult > 1e15) return std::nullopt;
+    return static_cast<std::uint64_t>(v * mult);
+}
+
+namespace {
+
+// iperf3's options that zcperf had not: their values, checked after parsing.
+struct Iperf3Flags {
+    std::string bitrate, bytes, blocks, window, server_max_memory;
+    bool zerocopy = false;
+};
+
+void add_iperf3_flags(CLI::App& app, Options& o, Iperf3Flags& f) {
+    app.add_option("-b,--bitrate", f.bitrate, "Target bitrate per stream, bits/s with K/M/G (default: TCP unlimited; UDP\n"
+                                              "unthrottled against zcperf, iperf3's 1 Mbit/s against a stock iperf3 server)")
+        ->option_text("RATE");
+    app.add_option("-n,--bytes", f.bytes, "Bytes to send (K/M/G), instead of -t")->option_text("BYTES");
+    app.add_option("-k,--blockcount", f.blocks, "Sends (blocks) to make, instead of -t")->option_text("N");
+    app.add_option("-O,--omit", o.omit, "Seconds at the start not counted (TCP slow start)")->option_text("SECONDS");
+    app.add_flag("-N,--no-delay", o.nodelay, "TCP_NODELAY on the data connections");
+    app.add_option("-w,--window", f.window, "Socket buffer size of the data connections (K/M)")->option_text("BYTES");
+    app.add_flag("--bidir", o.bidir, "Both ends send at once");
+    app.add_flag("-Z,--zerocopy", f.zerocopy,
+                 "Accepted for iperf3 scripts: zcperf always sends through io_uring; --strategy auto (the default)\n"
+                 "picks zero-copy where it pays, --strategy zc-fixed forces it");
+    app.add_flag("--get-server-output", o.get_server_output, "Show the server's own report of the test");
+    app.add_option("--logfile", o.logfile, "Write the output to FILE instead of the terminal")->option_text("FILE");
+    app.add_flag("-V,--verbose", o.verbose, "Say more: versions, the peer, what each end applied");
+    app.add_option("--rcv-timeout", o.rcv_timeout_ms, "Milliseconds of silence from the peer that end the test (default 4000)")
+        ->option_text("MS");
+    app.add_option("--server-max-memory", f.server_max_memory,
+                   "Server: the most memory one test may make it allocate (K/M/G; default 256M)")
+        ->option_text("BYTES");
+}
+
+// Empty, or the usage error.
+std::string apply_iperf3_flags(const CLI::App& app, Options& o, const Iperf3Flags& f) {
+    if (!f.bitrate.empty()) {
+        auto v = parse_rate(f.bitrate);
+        if (!v) return fmt::format("-b {}: not a rate (bits/s, with an optional K, M or G)", f.bitrate);
+        o.bitrate = *v;
+        o.bitrate_given = true;
+    }
+    auto size = [](const std::string& text, const char* flag, auto& out) -> std::string {
+        if (text.empty()) return {};
+        auto v = parse_size(text);
+        if (!v) return fmt::format("{} {}: not a size (with an optional K, M or G)", flag, text);
+        out = *v;
+        return {};
+    };
+    for (auto why : {size(f.bytes, "-n", o.bytes), size(f.blocks, "-k", o.blocks), size(f.window, "-w", o.window),
+                     size(f.server_max_memory, "--server-max-memory", o.server_max_memory)})
+        if (!why.empty()) return why;
+    if (app.count("-n") && o.bytes == 0) return "-n must be at least 1 byte";
+    if (app.count("-k") && o.blocks == 0) return "-k must be at least 1 block";
+    return {};
+}
+
+}  // namespace
+
 int parse_command_line(int argc, char** argv, Options& o) {
     CLI::App app{
         "zcperf: does zero-copy send pay on this host, by how much, and why?\n"
@@ -86,6 +163,8 @@ int parse_command_line(int argc, char** argv, Options& o) {
         ->option_text("BYTES");
     app.add_flag("--features", features, "Print what this kernel supports (zcio's probe) and exit");
     app.add_flag("--no-progress", no_progress, "No live progress line on stderr");
+    Iperf3Flags iperf3_flags;
+    add_iperf3_flags(app, o, iperf3_flags);
 
     try {
         app.parse(argc, argv);
@@ -187,8 +266,27 @@ int parse_command_line(int argc, char** argv, Options& o) {
     auto c = parse_completion(completion);
     if (!c) return usage(fmt::format("--completion {}: use two-step, storage or group", completion));
     o.completion = *c;
+    if (auto why = apply_iperf3_flags(app, o, iperf3_flags); !why.empty()) return usage(why);
     return -1;
 }
+
+namespace {
+
+std::string validate_iperf3_options(const Options& o) {
+    if (o.end_by_count() && o.duration_given) return "-t, -n and -k exclude each other (one end condition, as iperf3)";
+    if (o.bytes && o.blocks) return "-n and -k exclude each other (one end condition, as iperf3)";
+    if (o.bidir && o.reverse) return "--bidir and -R exclude each other";
+    if (o.bidir && (o.mode != Mode::client || o.send_only)) return "--bidir needs -c HOST (and a server)";
+    if (!(o.omit >= 0) || o.omit > 600) return fmt::format("-O {}: omit 0..600 seconds", o.omit);
+    if (o.window > (512u << 20)) return fmt::format("-w {}: a socket buffer of at most 512 MiB", o.window);
+    if (o.rcv_timeout_ms < 100 || o.rcv_timeout_ms > 86400000) return "--rcv-timeout: 100 ms .. 86400000 ms";
+    if (o.server_max_memory < (16u << 20)) return "--server-max-memory: at least 16M";
+    if (o.udp && o.mode != Mode::sweep && o.effective_length() < 16)
+        return "-l: a UDP datagram carries iperf3's 16-byte header: at least 16 bytes";
+    return {};
+}
+
+}  // namespace
 
 std::string validate(Options& o) {
     if (o.mode == Mode::features) return {};
@@ -242,6 +340,7 @@ std::string validate(Options& o) {
     if (o.target == Target::sink && o.target_given && ::geteuid() != 0)
         return "--target sink needs root (it creates network namespaces); try --target loopback";
     if (o.json) o.progress = false;
+    if (auto why = validate_iperf3_options(o); !why.empty()) return why;
     if (!::isatty(STDERR_FILENO)) o.progress = false;
     return {};
 }

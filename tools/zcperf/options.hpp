@@ -52,6 +52,22 @@ struct Options {
     // Send buffers (payload_buffers.hpp): 0, warm: copying strategies resend one buffer, the
     // others cycle through what they keep in flight; BYTES: every strategy cycles through that much.
     std::size_t working_set = 0;
+    // iperf3's options (one block: the protocol and the server's limits)
+    std::uint64_t bitrate = 0;        // -b, bits/s per stream (0: unthrottled)
+    bool bitrate_given = false;
+    std::uint64_t bytes = 0;          // -n
+    std::uint64_t blocks = 0;         // -k
+    double omit = 0;                  // -O
+    bool nodelay = false;             // -N
+    std::size_t window = 0;           // -w
+    bool bidir = false;               // --bidir
+    bool get_server_output = false;   // --get-server-output
+    std::string logfile;              // --logfile
+    bool verbose = false;             // -V
+    long rcv_timeout_ms = 4000;       // --rcv-timeout
+    std::size_t server_max_memory = 256u << 20;  // --server-max-memory
+
+    bool end_by_count() const noexcept { return bytes != 0 || blocks != 0; }
 
     std::size_t effective_length() const noexcept { return length ? length : (udp ? 1460 : 128 * 1024); }
 };
@@ -65,5 +81,7 @@ std::string validate(Options& o);
 
 // "64K" -> 65536, "1M" -> 1048576, "1400" -> 1400 (iperf3's suffixes, binary). nullopt if bad.
 std::optional<std::size_t> parse_size(const std::string& text);
+// iperf3's -b: "100M" -> 100000000 bits/s (decimal suffixes K, M, G, T). nullopt if bad.
+std::optional<std::uint64_t> parse_rate(const std::string& text);
 
 }  // namespace zcperf

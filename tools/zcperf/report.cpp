@@ -61,17 +61,71 @@ json stream_json(const StreamReport& s) {
                 {"sender", s.sender}};
 }
 
-json sum_json(const SideReport* side, bool sender) {
-    std::uint64_t bytes = side ? side->bytes() : 0;
-    double secs = side ? side->seconds() : 0;
-    return json{{"start", 0}, {"end", secs}, {"seconds", secs}, {"bytes", bytes}, {"bits_per_second", rate(bytes, secs)}, {"sender", sender}};
+// One stream's two halves: its sender's report and its receiver's, from whichever end has them.
+struct StreamPair {
+    int id = 0;
+    const StreamReport* sent = nullptr;
+    const StreamReport* received = nullptr;
+    bool forward = true;  // the client sends it
+};
+
+std::vector<StreamPair> stream_pairs(const TestRecord& r) {
+    std::vector<StreamPair> pairs;
+    auto add = [&](const SideReport& side, bool local) {
+        for (const auto& s : side.streams) {
+            auto it = std::find_if(pairs.begin(), pairs.end(), [&](const StreamPair& p) { return p.id == s.id; });
+            if (it == pairs.end()) it = pairs.insert(pairs.end(), StreamPair{s.id});
+            (s.sender ? it->sent : it->received) = &s;
+            if (s.sender) it->forward = local != r.server;  // the client's sending stream
+        }
+    };
+    add(r.local, true);
+    if (r.has_remote) add(r.remote, false);
+    for (auto& p : pairs)
+        if (!p.sent && p.received) p.forward = (p.received == nullptr) || r.server;  // a receiving-only record
+    std::sort(pairs.begin(), pairs.end(), [](const StreamPair& a, const StreamPair& b) { return a.id < b.id; });
+    return pairs;
 }
 
-const StreamReport* find_stream(const SideReport* side, int id) {
-    if (!side) return nullptr;
-    for (const auto& s : side->streams)
-        if (s.id == id) return &s;
-    return nullptr;
+struct Sum {
+    std::uint64_t bytes = 0, packets = 0, lost = 0, out_of_order = 0;
+    double seconds = 0, jitter = 0;
+    int jitter_count = 0;
+};
+
+// iperf3's sum_sent / sum_received over the streams of one direction.
+void sum_direction(const std::vector<StreamPair>& pairs, bool forward, bool both_ways, Sum& sent, Sum& received) {
+    for (const auto& p : pairs) {
+        if (both_ways && p.forward != forward) continue;
+        if (p.sent) {
+            sent.bytes += p.sent->bytes;
+            sent.packets += p.sent->packets;
+            sent.seconds = std::max(sent.seconds, p.sent->seconds);
+        }
+        if (p.received) {
+            received.bytes += p.received->bytes;
+            received.packets += p.received->packets;
+            received.lost += p.received->lost;
+            received.out_of_order += p.received->out_of_order;
+            received.jitter += p.received->jitter;
+            ++received.jitter_count;
+            received.seconds = std::max(received.seconds, p.received->seconds);
+        }
+    }
+}
+
+json sum_json(const Sum& s, bool sender, bool udp, std::uint64_t sent_packets) {
+    json j{{"start", 0}, {"end", s.seconds}, {"seconds", s.seconds}, {"bytes", s.bytes}, {"bits_per_second", rate(s.bytes, s.seconds)},
+           {"sender", sender}};
+    if (udp) {
+        const std::uint64_t packets = sent_packets ? sent_packets : s.packets;
+        j["jitter_ms"] = s.jitter_count ? 1000.0 * s.jitter / s.jitter_count : 0.0;
+        j["lost_packets"] = sender ? 0 : s.lost;
+        j["packets"] = packets;
+        j["lost_percent"] = !sender && packets ? 100.0 * static_cast<double>(s.lost) / static_cast<double>(packets) : 0.0;
+        if (!sender) j["out_of_order"] = s.out_of_order;
+    }
+    return j;
 }
 
 json zcio_json(const StreamReport& s) {
@@ -102,10 +156,11 @@ json to_json(const TestRecord& r) {
     json start{{"connected", connected},
                {"version", "zcperf 0.1.0 (zcio)"},
                {"timestamp", {{"timesecs", static_cast<std::int64_t>(r.timestamp)}}},
-               {"cookie", r.cookie},
+               {"cookie", r.cookie.substr(0, r.cookie.find('\0'))},
                {"test_start",
-                {{"protocol", p.udp ? "UDP" : "TCP"}, {"num_streams", p.streams}, {"blksize", p.length}, {"omit", 0},
-                 {"duration", p.duration}, {"bytes", 0}, {"blocks", 0}, {"reverse", p.reverse ? 1 : 0}}}};
+                {{"protocol", p.udp ? "UDP" : "TCP"}, {"num_streams", p.streams}, {"blksize", p.length}, {"omit", p.omit},
+                 {"duration", p.duration}, {"bytes", p.bytes}, {"blocks", p.blocks}, {"reverse", p.reverse ? 1 : 0},
+                 {"bidir", p.bidir ? 1 : 0}, {"target_bitrate", p.bitrate}}}};
     if (!r.server && !r.host.empty()) start["connecting_to"] = {{"host", r.host}, {"port", r.port}};
 
     json intervals = json::array();
@@ -124,47 +179,52 @@ json to_json(const TestRecord& r) {
 
     const SideReport* snd = r.sender_side();
     const SideReport* rcv = r.receiver_side();
+    const std::vector<StreamPair> pairs = stream_pairs(r);
     json streams = json::array();
-    for (int id = 1; id <= p.streams; ++id) {
+    for (const auto& sp : pairs) {
         json e = json::object();
-        const StreamReport* s = find_stream(snd, id);
-        const StreamReport* q = find_stream(rcv, id);
-        if (s) {
-            e["sender"] = stream_json(*s);
-            if (p.udp) e["udp"] = stream_json(*s);  // iperf3 names a UDP stream's figures "udp"
-            e["zcio"] = zcio_json(*s);
+        if (sp.sent) {
+            e["sender"] = stream_json(*sp.sent);
+            if (p.udp) e["sender"]["packets"] = sp.sent->packets;
+            e["zcio"] = zcio_json(*sp.sent);
         }
-        if (q) {
-            e["receiver"] = stream_json(*q);
-            e["receiver"]["packets"] = q->packets;
+        if (sp.received) {
+            e["receiver"] = stream_json(*sp.received);
+            e["receiver"]["packets"] = sp.received->packets;
+        }
+        if (p.udp && sp.received) {  // iperf3 names a UDP stream's figures "udp"
+            Sum one, got;
+            if (sp.sent) one.bytes = sp.sent->bytes, one.seconds = sp.sent->seconds;
+            got.lost = sp.received->lost, got.jitter = sp.received->jitter, got.jitter_count = 1, got.out_of_order = sp.received->out_of_order;
+            got.bytes = sp.received->bytes, got.seconds = sp.received->seconds;
+            e["udp"] = sum_json(got, false, true, sp.sent ? sp.sent->packets : sp.received->packets);
         }
         streams.push_back(std::move(e));
     }
 
     const SideReport& remote = r.remote;
+    Sum sent, received;
+    sum_direction(pairs, true, p.bidir, sent, received);
     json end{{"streams", streams},
-             {"sum_sent", sum_json(snd, true)},
-             {"sum_received", sum_json(rcv, false)},
+             {"sum_sent", sum_json(sent, true, p.udp, 0)},
+             {"sum_received", sum_json(received, false, p.udp, sent.packets)},
              {"cpu_utilization_percent",
               {{"host_total", r.local.cpu.total}, {"host_user", r.local.cpu.user}, {"host_system", r.local.cpu.system},
                {"remote_total", remote.cpu.total}, {"remote_user", remote.cpu.user}, {"remote_system", remote.cpu.system}}}};
-    if (p.udp) {
-        const std::uint64_t sent = snd ? snd->bytes() : 0, got = rcv ? rcv->bytes() : 0;
-        std::uint64_t packets = 0;
-        if (rcv)
-            for (const auto& s : rcv->streams) packets += s.packets;
-        json sum = sum_json(rcv ? rcv : snd, rcv == nullptr);
-        sum["packets"] = packets;
-        sum["lost_bytes"] = sent > got ? sent - got : 0;
-        sum["lost_percent"] = sent > 0 && rcv ? 100.0 * static_cast<double>(sent > got ? sent - got : 0) / static_cast<double>(sent) : 0.0;
-        end["sum"] = std::move(sum);
+    if (p.bidir) {
+        Sum rsent, rreceived;
+        sum_direction(pairs, false, true, rsent, rreceived);
+        end["sum_sent_bidir_reverse"] = sum_json(rsent, true, p.udp, 0);
+        end["sum_received_bidir_reverse"] = sum_json(rreceived, false, p.udp, rsent.packets);
     }
+    if (p.udp) end["sum"] = sum_json(received, false, true, sent.packets);
 
     // One stream's zcio view summed over streams, for a quick look.
     zcio::Counters total{};
     double thread_cpu = 0;
     if (snd)
         for (const auto& s : snd->streams) {
+            if (!s.sender) continue;
             thread_cpu += s.thread_cpu_seconds;
             if (!s.counters) continue;
             const auto& c = *s.counters;
@@ -174,7 +234,7 @@ json to_json(const TestRecord& r) {
             total.errors += c.errors; total.fallbacks += c.fallbacks; total.waits += c.waits; total.stray_cqes += c.stray_cqes;
             total.auto_to_copy += c.auto_to_copy; total.auto_to_zc += c.auto_to_zc;
             total.auto_probes += c.auto_probes; total.auto_small += c.auto_small;
-            for (int i = 0; i < 7; ++i) total.by_strategy[i] += c.by_strategy[i];
+            for (auto st : zcio::all_strategies) total.by_strategy[static_cast<int>(st)] += c.by_strategy[static_cast<int>(st)];
         }
     json z = counters_to_json(total);
     z["strategy"] = zcio::to_string(p.strategy);
@@ -184,11 +244,20 @@ json to_json(const TestRecord& r) {
     if (snd && snd->threads) z["sending_threads"] = snd->threads;
     if (snd && snd->process_threads) z["sending_process_threads"] = snd->process_threads;
     if (p.udp_gso) z["udp_gso"] = p.udp_gso;
+    z["peer"] = r.peer_is_zcperf ? "zcperf" : "iperf3";
+    if (!r.peer_version.empty()) z["peer_version"] = r.peer_version;
+    z["local_only"] = !r.peer_is_zcperf && r.target != "send-only";
     end["sum_zcio"] = std::move(z);
     // The receiving side's zcio::Receiver: strategy, every receive syscall, CPU, buffers, fallbacks.
     if (rcv && rcv->receive) end["zcio_receive"] = recv_report_to_json(*rcv->receive);
 
     json out{{"start", start}, {"intervals", intervals}, {"end", end}};
+    if (!r.notes.empty()) out["notes"] = r.notes;
+    if (r.server_output) {
+        json o = r.server_output_is_json ? json::parse(*r.server_output, nullptr, false) : json();
+        if (r.server_output_is_json && !o.is_discarded()) out["server_output_json"] = std::move(o);
+        else out["server_output_text"] = *r.server_output;
+    }
     auto errors = r.stream_errors();
     if (!r.error.empty()) out["error"] = r.error;
     else if (!errors.empty()) out["error"] = errors.front();
@@ -201,21 +270,30 @@ void print_text_summary(const TestRecord& r, std::FILE* out) {
     fmt::print(out, "- - - - - - - - - - - - - - - - - - - - - - - - -\n");
     fmt::print(out, "[ ID] Interval           Transfer     Bitrate\n");
     auto line = [&](const StreamReport& s, const char* role) {
-        fmt::print(out, "[{:3}]   0.00-{:<6.2f} sec  {:>12}  {:>16}  {}\n", s.id, s.seconds, format_bytes(static_cast<double>(s.bytes)),
-                   format_bitrate(rate(s.bytes, s.seconds)), role);
+        fmt::print(out, "[{:3}]   0.00-{:<6.2f} sec  {:>12}  {:>16}", s.id, s.seconds, format_bytes(static_cast<double>(s.bytes)),
+                   format_bitrate(rate(s.bytes, s.seconds)));
+        if (r.params.udp && !s.sender)
+            fmt::print(out, "  {:.3f} ms  {}/{} ({:.2g}%)", s.jitter * 1000, s.lost, s.packets,
+                       s.packets ? 100.0 * static_cast<double>(s.lost) / static_cast<double>(s.packets) : 0.0);
+        fmt::print(out, "  {}\n", role);
     };
-    auto sum_line = [&](const SideReport& side, const char* role) {
-        fmt::print(out, "[SUM]   0.00-{:<6.2f} sec  {:>12}  {:>16}  {}\n", side.seconds(), format_bytes(static_cast<double>(side.bytes())),
-                   format_bitrate(rate(side.bytes(), side.seconds())), role);
+    auto sum_line = [&](const Sum& sum, const char* role) {
+        fmt::print(out, "[SUM]   0.00-{:<6.2f} sec  {:>12}  {:>16}  {}\n", sum.seconds, format_bytes(static_cast<double>(sum.bytes)),
+                   format_bitrate(rate(sum.bytes, sum.seconds)), role);
     };
-    for (int id = 1; id <= r.params.streams; ++id) {
-        if (const StreamReport* s = find_stream(snd, id)) line(*s, "sender");
-        if (const StreamReport* s = find_stream(rcv, id)) line(*s, "receiver");
+    const std::vector<StreamPair> pairs = stream_pairs(r);
+    for (const auto& sp : pairs) {
+        if (sp.sent) line(*sp.sent, "sender");
+        if (sp.received) line(*sp.received, "receiver");
     }
-    if (r.params.streams > 1) {
-        if (snd) sum_line(*snd, "sender");
-        if (rcv) sum_line(*rcv, "receiver");
-    }
+    if (pairs.size() > 1)
+        for (bool forward : {true, false}) {
+            if (!forward && !r.params.bidir) break;
+            Sum sent, received;
+            sum_direction(pairs, forward, r.params.bidir, sent, received);
+            sum_line(sent, "sender");
+            sum_line(received, "receiver");
+        }
     if (snd)
         for (const auto& s : snd->streams) {
             if (!s.counters) continue;
@@ -251,6 +329,8 @@ void print_text_summary(const TestRecord& r, std::FILE* out) {
     fmt::print(out, "\n");
     for (const auto& e : r.stream_errors()) fmt::print(out, "zcperf: {}\n", e);
     if (!r.error.empty()) fmt::print(out, "zcperf: {}\n", r.error);
+    for (const auto& n : r.notes) fmt::print(out, "zcperf: note: {}\n", n);
+    if (r.server_output) fmt::print(out, "\nServer output:\n{}\n", *r.server_output);
 }
 
 }  // namespace zcperf

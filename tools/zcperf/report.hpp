@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,11 @@ struct TestRecord {
     SideReport remote;                 // the other end (empty when there is none: --send-only)
     bool has_remote = false;
     std::string error;                 // why the test failed, if it did
+    bool peer_is_zcperf = true;        // false: a stock iperf3 peer (its zcio figures cannot be known)
+    std::string peer_version;          // what the peer says it is (escaped)
+    std::vector<std::string> notes;    // what the user should know about this run (said once, in both outputs)
+    std::optional<std::string> server_output;  // --get-server-output: the server's text or JSON
+    bool server_output_is_json = false;
 
     const SideReport* sender_side() const noexcept;
     const SideReport* receiver_side() const noexcept;

@@ -24,11 +24,17 @@ struct CpuUsage {
 };
 
 struct StreamReport {
-    int id = 0;                      // 1..N, the same on both ends
+    int id = 0;                      // iperf3's numbering (1, 3, 4, 5, ...), the same on both ends
     bool sender = false;
     std::uint64_t bytes = 0;         // accepted by the kernel (sender) or received (receiver)
     double seconds = 0;
-    std::uint64_t packets = 0;       // receiver: recv calls that returned data (UDP: datagrams)
+    // iperf3's "packets": UDP sender: datagrams sent; UDP receiver: the highest sequence number
+    // seen; TCP receiver: recv calls that returned data.
+    std::uint64_t packets = 0;
+    std::uint64_t datagrams = 0;     // UDP receiver: datagrams that arrived
+    std::uint64_t lost = 0;          // UDP receiver: sequence gaps, as iperf3 counts them ("errors")
+    std::uint64_t out_of_order = 0;  // UDP receiver: datagrams older than one already seen
+    double jitter = 0;               // UDP receiver: RFC 1889 interarrival jitter, seconds
     double thread_cpu_seconds = 0;   // CPU of the thread that ran this stream
     std::string strategy;            // sender: what was asked for
     std::string completion;          // sender: two-step / storage / group

@@ -1,9 +1,11 @@
-// A zcperf test from either end: the client (connects, sends or receives, gathers both ends'
-// figures), the server (serves tests one at a time), send-only runs (no server: sinks), and an
-// in-process loopback server for `--target loopback`.
+// A zcperf test from either end, speaking iperf3's protocol (control.hpp): the client (connects,
+// sends or receives, gathers both ends' figures; against zcperf or a stock iperf3 server), the
+// server (one test at a time, for zcperf or stock iperf3 clients), send-only runs (no server:
+// sinks), and an in-process loopback server for `--target loopback`.
 #pragma once
 
 #include "control.hpp"
+#include "data_phase.hpp"
 #include "options.hpp"
 #include "report.hpp"
 
@@ -11,25 +13,14 @@
 
 #include <atomic>
 #include <cstdint>
-#include <functional>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
-#include <mutex>
 #include <thread>
 #include <vector>
 
 namespace zcperf {
-
-// How the local half reports while it runs.
-struct RunSettings {
-    double interval = 0;          // seconds between interval records (0: none)
-    bool print_intervals = false; // print them as they happen (text mode)
-    bool progress = false;        // live line on stderr
-    // Called once every data connection is up, before the clocks start (text mode prints them).
-    std::function<void(const TestRecord&)> on_connected;
-    // How this end receives when the test does not say (TestParams::recv): the server's --recv.
-    zcio::RecvStrategy recv = zcio::RecvStrategy::automatic;
-};
 
 struct ClientSetup {
     std::string host;
@@ -40,18 +31,39 @@ struct ClientSetup {
     std::string target = "remote";
 };
 
-// One test against a zcperf server. Throws Error when the test cannot run (connection, refusal);
-// stream failures are in the record (stream_errors()).
+// One test against a zcperf or iperf3 server. Throws Error when the test cannot run (connection,
+// refusal, a peer that is not iperf3, a silent peer); stream failures are in the record.
 TestRecord run_client_test(const ClientSetup& setup);
 
 // Sends on already-connected sockets (one stream each) without a server: the sender's figures only.
 TestRecord run_send_only(std::vector<zcio::UniqueFd>& fds, const TestParams& params, const RunSettings& run, std::string target);
 
-// Waits for a client on `listen_fd` and serves one test. nullopt if `idle_stop` (or Ctrl-C) came
-// first. Throws Error when the test fails; the client is told why when it can be. `carry` passes a
-// client that connected as the test ended on to the next call (start with an empty one).
-std::optional<TestRecord> serve_one(int listen_fd, zcio::UniqueFd& carry, const RunSettings& run,
-                                    const std::atomic<bool>& idle_stop);
+struct ServerSettings {
+    RunSettings run;
+    // The most one test may make the server allocate (send arenas, receive buffers); a larger
+    // request is refused with a message that says so (--server-max-memory).
+    std::size_t max_memory = 256u << 20;
+    bool json = false;               // the server's own output is JSON (-J): --get-server-output sends that
+};
+
+class FrontDesk;
+
+// Serves tests on a listening socket, one at a time; the front desk answers everyone else.
+class Server {
+public:
+    Server(int listen_fd, ServerSettings settings);
+    ~Server();
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+    // Waits for a client and serves one test. nullopt if `idle_stop` (or Ctrl-C) came first.
+    // Throws Error when the test fails; the client is told why when it can be.
+    std::optional<TestRecord> serve_one(const std::atomic<bool>& idle_stop);
+
+private:
+    int listen_fd_;
+    ServerSettings settings_;
+    std::unique_ptr<FrontDesk> desk_;
+};
 
 // The command-line front-ends. Return the exit code.
 int run_server(const Options& o);

@@ -5,6 +5,7 @@
 #include "payload.hpp"
 #include "payload_buffers.hpp"
 #include "receive_fallback.hpp"
+#include "udp_header.hpp"
 
 #include <zcio/buffer_arena.hpp>
 #include <zcio/error.hpp>
@@ -46,7 +47,8 @@ struct SenderState {
     int fatal = 0;                 // first error that ends a TCP stream
     int first_error = 0;           // first error of any kind (UDP goes on: ENOBUFS, ECONNREFUSED)
     std::uint64_t releases = 0;
-    std::uint64_t queued = 0;      // stream offset of the next send (--verify)
+    std::uint64_t queued = 0;      // stream offset of the next send (--verify, -b)
+    std::uint64_t udp_seq = 0;     // UDP: the last datagram's sequence number (iperf3's header)
     std::vector<bool> group_busy = std::vector<bool>(group_count, false);
     PayloadBuffers* buffers = nullptr;  // where a released buffer goes next
 
@@ -61,6 +63,14 @@ struct SenderState {
         buffers->recycle(std::move(r.buffer));
     }
 };
+
+// iperf3's header at the start of every datagram of a send (one per GSO segment).
+void stamp_datagrams(std::span<std::byte> send, const SendSpec& spec, std::uint64_t& seq) {
+    const std::size_t segment = spec.udp_gso ? spec.udp_gso : send.size();
+    const double now = udp_clock_now();
+    for (std::size_t at = 0; at < send.size(); at += segment)
+        write_udp_header(send.subspan(at, std::min(segment, send.size() - at)), ++seq, spec.udp64, now);
+}
 
 // Threads sending at once in this process (to share the locked-memory budget).
 std::atomic<int> sending_threads{0};
@@ -97,7 +107,8 @@ std::vector<StreamReport> run_senders(const std::vector<StreamSocket>& sockets, 
         std::vector<SenderState> st(n);
         zcio::Ring ring;
         PayloadBuffers buffers(ring, spec, n, static_cast<std::size_t>(threads));
-        zcio::SendEngine engine(ring);
+        // A test that ends early (peer gone) must not wait long for pages a dead peer never acks.
+        zcio::SendEngine engine(ring, zcio::EngineOptions{.shutdown_timeout = std::chrono::milliseconds(1000)});
         zcio::SocketOptions so;
         so.strategy = spec.strategy;
         so.max_inflight_bytes = std::max<std::size_t>(inflight_target, 4 * spec.length);
@@ -137,9 +148,12 @@ std::vector<StreamReport> run_senders(const std::vector<StreamSocket>& sockets, 
         std::size_t next = 0;
         auto last_publish = t0;
 
-        while (!stop.load(std::memory_order_relaxed)) {
+        auto told_to_stop = [&] { return stop.load(std::memory_order_relaxed) || (spec.stop && spec.stop->load(std::memory_order_relaxed)); };
+        bool budget_done = false;
+        while (!told_to_stop() && !budget_done) {
             bool starved = false, any_alive = false;
-            std::size_t skipped = 0;  // sockets in a row that could take nothing
+            std::size_t skipped = 0, throttled = 0;  // sockets in a row that could take nothing
+            const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
             for (std::size_t k = 0; k < batch && skipped < n;) {
                 const std::size_t i = next;
                 next = (next + 1) % n;
@@ -148,6 +162,12 @@ std::vector<StreamReport> run_senders(const std::vector<StreamSocket>& sockets, 
                     continue;
                 }
                 any_alive = true;
+                // -b: a stream sends while its average since the start is below the rate (iperf3's check).
+                if (spec.bitrate && static_cast<double>(st[i].queued) * 8 >= static_cast<double>(spec.bitrate) * elapsed) {
+                    ++skipped;
+                    ++throttled;
+                    continue;
+                }
                 if (spec.completion == CompletionModel::group && !group_open[i]) {
                     auto free = std::find(st[i].group_busy.begin(), st[i].group_busy.end(), false);
                     if (free == st[i].group_busy.end()) {
@@ -164,9 +184,15 @@ std::vector<StreamReport> run_senders(const std::vector<StreamSocket>& sockets, 
                     starved = true;
                     break;
                 }
+                if (spec.budget && !spec.budget->take(spec.length)) {
+                    budget_done = true;  // the slab goes back to the arena with `b`
+                    break;
+                }
                 skipped = 0;
+                throttled = 0;
                 ++k;
                 SenderState* s = &st[i];
+                if (spec.udp_header) stamp_datagrams(b.span(), spec, s->udp_seq);
                 if (spec.verify) fill_pattern(b.span(), s->queued);  // TCP sends are stream-exact, in order
                 s->queued += b.size();
                 switch (spec.completion) {
@@ -191,9 +217,10 @@ std::vector<StreamReport> run_senders(const std::vector<StreamSocket>& sockets, 
                 }
             }
             if (!any_alive && skipped >= n) break;  // every stream failed
-            if (skipped >= n) starved = true;       // every socket's groups are in flight
+            if (skipped >= n) starved = true;       // every socket's groups are in flight (or -b holds them)
             // Waits only when nothing can be sent: every slab (or every group) is in flight.
-            int rc = engine.run(starved, std::chrono::milliseconds(starved ? 10 : 0));
+            const auto wait = std::chrono::milliseconds(!starved ? 0 : throttled >= n ? 1 : 10);
+            int rc = engine.run(starved, wait);
             if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN)
                 for (auto& x : st) {
                     x.on_error(rc);
@@ -208,12 +235,25 @@ std::vector<StreamReport> run_senders(const std::vector<StreamSocket>& sockets, 
         }
         for (std::size_t i = 0; i < n; ++i)
             if (group_open[i]) engine.flush(*groups[i * groups_per_socket + open_group[i]]);
-        const bool drained = engine.drain(std::chrono::seconds(10)) == 0;
+        // Drains in slices: once told to stop (the peer ended the test and may read no more), what
+        // is still in flight gets a second, not ten.
+        bool drained = false, aborted = false;
+        const auto drain_until = Clock::now() + std::chrono::seconds(10);
+        std::optional<Clock::time_point> stop_seen;
+        while (!drained && Clock::now() < drain_until) {
+            drained = engine.drain(std::chrono::milliseconds(100)) == 0;
+            if (!stop_seen && spec.stop && spec.stop->load()) stop_seen = Clock::now();
+            if (stop_seen && Clock::now() - *stop_seen > std::chrono::seconds(1)) break;
+        }
+        aborted = stop_seen.has_value();
         for (std::size_t i = 0; i < n; ++i) {
             auto& rep = reps[i];
-            if (!drained) rep.error = "in-flight sends did not complete within 10 s";
+            // Told to stop (the test ended, or the peer went): what the peer no longer reads is
+            // cancelled, not an error; the bytes are what the kernel accepted.
+            if (!drained && !aborted) rep.error = "in-flight sends did not complete within 10 s";
             rep.counters = engine.counters(socks[i]);
             rep.bytes = rep.counters->bytes;
+            rep.packets = st[i].udp_seq;
             if (st[i].fatal && rep.error.empty()) rep.error = "send failed: " + zcio::errno_string(st[i].fatal);
             else if (st[i].first_error && rep.error.empty() && rep.bytes == 0)
                 rep.error = "every send failed: " + zcio::errno_string(st[i].first_error);
@@ -258,9 +298,11 @@ zcio::ReceiverOptions receiver_options(zcio::RecvStrategy strategy, bool udp, st
 }
 
 std::vector<StreamReport> run_receivers(const std::vector<StreamSocket>& sockets, bool udp, zcio::RecvStrategy strategy,
-                                        const std::atomic<bool>& stop, Clock::time_point start, RecvReport& receive, bool verify) {
+                                        const std::atomic<bool>& stop, Clock::time_point start, RecvReport& receive, bool verify,
+                                        bool udp64) {
     const std::size_t n = sockets.size();
     std::vector<StreamReport> reps(n);
+    std::vector<UdpAccount> udp_acct(udp ? n : 0);
     std::vector<Clock::time_point> last(n, start);
     for (std::size_t i = 0; i < n; ++i) reps[i].id = sockets[i].id;
     const double cpu0 = thread_cpu_seconds();
@@ -290,7 +332,9 @@ std::vector<StreamReport> run_receivers(const std::vector<StreamSocket>& sockets
         struct {
             Clock::time_point now;
             bool verify;
-        } tick{Clock::now(), verify};
+            bool udp64;
+            std::vector<UdpAccount>* udp;  // empty for TCP
+        } tick{Clock::now(), verify, udp64, &udp_acct};
         rx->on_event([&](zcio::RecvEvent&& ev) {
             const auto i = static_cast<std::size_t>(stream_of[ev.conn]);
             auto& rep = reps[i];
@@ -300,6 +344,7 @@ std::vector<StreamReport> run_receivers(const std::vector<StreamSocket>& sockets
                         rep.error = fmt::format("payload differs from the sender's pattern at stream byte {}", *at);
                 rep.bytes += static_cast<std::uint64_t>(ev.result);
                 ++rep.packets;
+                if (!tick.udp->empty()) (*tick.udp)[i].on_datagram(ev.data.bytes(), tick.udp64, udp_clock_now());
                 last[i] = tick.now;
                 return;  // the view goes back to its ring here
             }
@@ -317,7 +362,12 @@ std::vector<StreamReport> run_receivers(const std::vector<StreamSocket>& sockets
                     if (rep.error.empty()) rep.error = "receive wait failed: " + zcio::errno_string(-r);
                 break;
             }
-            for (std::size_t i = 0; i < n; ++i) sockets[i].live->bytes.store(reps[i].bytes, std::memory_order_relaxed);
+            for (std::size_t i = 0; i < n; ++i) {
+                Live& live = *sockets[i].live;
+                if (live.bytes.load(std::memory_order_relaxed) != reps[i].bytes)
+                    live.last_data_ns.store(tick.now.time_since_epoch().count(), std::memory_order_relaxed);
+                live.bytes.store(reps[i].bytes, std::memory_order_relaxed);
+            }
             if (stop.load() || interrupted.load()) break;
         }
         receive.counters = rx->counters();
@@ -331,6 +381,14 @@ std::vector<StreamReport> run_receivers(const std::vector<StreamSocket>& sockets
     for (std::size_t i = 0; i < n; ++i) {
         reps[i].seconds = std::max(0.0, std::chrono::duration<double>(last[i] - start).count());
         reps[i].thread_cpu_seconds = receive.thread_cpu_seconds / static_cast<double>(n);
+        if (udp) {
+            const UdpAccount& a = udp_acct[i];
+            reps[i].packets = a.highest;
+            reps[i].datagrams = a.datagrams;
+            reps[i].lost = a.lost;
+            reps[i].out_of_order = a.out_of_order;
+            reps[i].jitter = a.jitter;
+        }
         sockets[i].live->bytes.store(reps[i].bytes, std::memory_order_relaxed);
         finish(i);
     }

@@ -22,6 +22,17 @@
 
 namespace zcperf {
 
+// -n / -k: what every sending thread of a test may still send, taken one send at a time (the last
+// send may overshoot, as iperf3's does).
+struct SendBudget {
+    std::atomic<std::int64_t> bytes{INT64_MAX};
+    std::atomic<std::int64_t> blocks{INT64_MAX};
+    bool take(std::size_t length) noexcept {
+        if (blocks.fetch_sub(1, std::memory_order_relaxed) <= 0) return false;
+        return bytes.fetch_sub(static_cast<std::int64_t>(length), std::memory_order_relaxed) > 0;
+    }
+};
+
 struct SendSpec {
     zcio::Strategy strategy = zcio::Strategy::automatic;
     CompletionModel completion = CompletionModel::storage;
@@ -30,12 +41,18 @@ struct SendSpec {
     double duration = 10;             // seconds of sending; the drain comes after
     bool verify = false;              // fill each send with the stream-offset pattern (payload.hpp)
     std::size_t working_set = 0;      // bytes of payload to cycle through; 0: warm (payload_buffers.hpp)
+    std::uint64_t bitrate = 0;        // bits/s per stream (iperf3 -b); 0: as fast as it goes
+    SendBudget* budget = nullptr;     // -n / -k, shared by the test's sending threads
+    const std::atomic<bool>* stop = nullptr;  // the test's own end (peer gone, told to end)
+    bool udp_header = false;          // UDP: iperf3's datagram header in every datagram (udp_header.hpp)
+    bool udp64 = false;               // ... with 64-bit sequence numbers
 };
 
 // What another thread may read while a stream runs (interval reports, the progress line).
 struct Live {
     std::atomic<std::uint64_t> bytes{0};
     std::atomic<bool> finished{false};
+    std::atomic<std::int64_t> last_data_ns{0};  // receiver: steady-clock time of the last data
 };
 
 struct StreamSocket {
@@ -54,9 +71,10 @@ std::vector<StreamReport> run_senders(const std::vector<StreamSocket>& sockets, 
 // a stream's `seconds` run from there to its last data (or EOF). `receive` gets the receiver's
 // account; a set-up failure is in every report's `error`. `verify`: check every byte against the
 // stream-offset pattern (payload.hpp); the first difference is the stream's error.
+// `udp64`: the datagrams carry 64-bit sequence numbers (UDP accounting: udp_header.hpp).
 std::vector<StreamReport> run_receivers(const std::vector<StreamSocket>& sockets, bool udp, zcio::RecvStrategy strategy,
                                         const std::atomic<bool>& stop, std::chrono::steady_clock::time_point start,
-                                        RecvReport& receive, bool verify = false);
+                                        RecvReport& receive, bool verify = false, bool udp64 = false);
 
 // How the arena of one sending thread is sized for `length`-byte sends on `sockets` sockets:
 // enough slabs to fill the in-flight bound, within what this process (`threads` senders) may lock.
