@@ -72,7 +72,11 @@ SendCore::SendCore(Ring& ring, const EngineOptions& o)
       opt_(o),
       kernel_(o.features ? *o.features : probe()),
       support_(kernel_),
-      auto_({o.auto_threshold, o.auto_copied_streak, o.auto_reprobe_every}, support_),
+      auto_({.threshold = o.auto_threshold,
+             .copied_streak = o.auto_copied_streak,
+             .reprobe_every = o.auto_reprobe_every,
+             .window = o.auto_window},
+            support_),
       syscalls_(*this, ring),
       ops_(o.max_ops, &SendCore::on_cqe, this) {}
 

@@ -46,6 +46,7 @@ Counters& Counters::operator+=(const Counters& o) noexcept {
     auto_to_copy += o.auto_to_copy;
     auto_to_zc += o.auto_to_zc;
     auto_probes += o.auto_probes;
+    auto_kept_zc += o.auto_kept_zc;
     auto_small += o.auto_small;
     waits += o.waits;
     stray_cqes += o.stray_cqes;

@@ -22,9 +22,12 @@ struct Counters {
     std::uint64_t not_reported = 0;
     std::uint64_t errors = 0;          // releases with an error
     std::uint64_t fallbacks = 0;       // a strategy replaced by another (e.g. ENOBUFS -> copy)
-    std::uint64_t auto_to_copy = 0;    // auto: socket switched to copy after copied reports
-    std::uint64_t auto_to_zc = 0;      // auto: a re-probe found zero-copy working again
-    std::uint64_t auto_probes = 0;     // auto: zero-copy sends tried on a copy-switched socket
+    // auto, when the kernel reports copies: it measures a copy window against a zero-copy window
+    // (this thread's CPU per byte) and keeps the cheaper.
+    std::uint64_t auto_probes = 0;     // auto: measurements started
+    std::uint64_t auto_to_copy = 0;    // auto: a measurement switched the socket to copy
+    std::uint64_t auto_kept_zc = 0;    // auto: a measurement kept zero-copy although the kernel copies
+    std::uint64_t auto_to_zc = 0;      // auto: a later measurement moved a copying socket back to zero-copy
     std::uint64_t auto_small = 0;      // auto: sends below the threshold, copied by choice
     std::uint64_t waits = 0;           // send() had to drive the loop for a free slot
     // Broken invariants: each can only come from a bug (zcio's or the kernel's). A debug build

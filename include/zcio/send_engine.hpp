@@ -70,8 +70,9 @@ struct EngineOptions {
     std::uint32_t max_chain = 32;               // linked sends per stream socket per submission
     // auto: copy below this payload (measured on this machine: zero-copy pays from ~8-16 KB).
     std::size_t auto_threshold = 8192;
-    std::uint32_t auto_copied_streak = 4;       // copied reports in a row before switching to copy
-    std::uint32_t auto_reprobe_every = 4096;    // sends on a copy-switched socket per re-probe
+    std::uint32_t auto_copied_streak = 4;       // copied reports in a row before auto measures
+    std::uint32_t auto_reprobe_every = 4096;    // sends before a decision is measured again (x2 while it holds)
+    std::uint32_t auto_window = 256;            // sends per measurement window (copy, then zero-copy)
     std::chrono::milliseconds shutdown_timeout{5000};
     // How long send() drives the loop waiting for a free operation slot before it refuses the
     // send (-ETIMEDOUT through its handlers, called right away): a stalled peer never hangs us.

@@ -29,19 +29,22 @@ void counters_from_json(const json& j, zcio::Counters& c, Fields& parent) {
     f.u64("fallbacks", c.fallbacks);
     f.u64("waits", c.waits);
     f.u64("stray_cqes", c.stray_cqes);
+    f.u64("stray_notifications", c.stray_notifications);
+    f.u64("inflight_underflows", c.inflight_underflows);
     if (const json* a = f.find("auto", false)) {
         if (!a->is_object()) return parent.fail("\"auto\" must be an object");
         Fields fa(*a);
         fa.u64("to_copy", c.auto_to_copy);
         fa.u64("to_zc", c.auto_to_zc);
         fa.u64("probes", c.auto_probes);
+        fa.u64("kept_zc", c.auto_kept_zc);
         fa.u64("small", c.auto_small);
         if (!fa.ok()) return parent.fail(fa.error);
     }
     if (const json* by = f.find("requests_by_strategy", false)) {
         if (!by->is_object()) return parent.fail("\"requests_by_strategy\" must be an object");
         Fields fb(*by);
-        for (auto s : zcio::all_strategies) fb.u64(zcio::to_string(s), c.by_strategy[static_cast<int>(s)]);
+        for (auto s : zcio::all_strategies) fb.u64(zcio::to_string(s), c.by_strategy[zcio::index_of(s)]);
         if (!fb.ok()) return parent.fail(fb.error);
     }
     if (!f.ok()) parent.fail(f.error);
@@ -177,7 +180,7 @@ json stream_to_json(const StreamReport& s) {
 
 json counters_to_json(const zcio::Counters& c) {
     json by = json::object();
-    for (auto s : zcio::all_strategies) by[zcio::to_string(s)] = c.by_strategy[static_cast<int>(s)];
+    for (auto s : zcio::all_strategies) by[zcio::to_string(s)] = c.by_strategy[zcio::index_of(s)];
     return json{{"sends", c.sends},
                 {"bytes", c.bytes},
                 {"requests", c.requests},
@@ -190,7 +193,10 @@ json counters_to_json(const zcio::Counters& c) {
                 {"fallbacks", c.fallbacks},
                 {"waits", c.waits},
                 {"stray_cqes", c.stray_cqes},
-                {"auto", {{"to_copy", c.auto_to_copy}, {"to_zc", c.auto_to_zc}, {"probes", c.auto_probes}, {"small", c.auto_small}}},
+                {"stray_notifications", c.stray_notifications},
+                {"inflight_underflows", c.inflight_underflows},
+                {"auto", {{"to_copy", c.auto_to_copy}, {"to_zc", c.auto_to_zc}, {"probes", c.auto_probes},
+                  {"kept_zc", c.auto_kept_zc}, {"small", c.auto_small}}},
                 {"requests_by_strategy", std::move(by)}};
 }
 

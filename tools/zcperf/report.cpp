@@ -227,14 +227,7 @@ json to_json(const TestRecord& r) {
             if (!s.sender) continue;
             thread_cpu += s.thread_cpu_seconds;
             if (!s.counters) continue;
-            const auto& c = *s.counters;
-            total.sends += c.sends; total.bytes += c.bytes; total.requests += c.requests;
-            total.short_sends += c.short_sends; total.notifications += c.notifications;
-            total.zero_copy += c.zero_copy; total.copied += c.copied; total.not_reported += c.not_reported;
-            total.errors += c.errors; total.fallbacks += c.fallbacks; total.waits += c.waits; total.stray_cqes += c.stray_cqes;
-            total.auto_to_copy += c.auto_to_copy; total.auto_to_zc += c.auto_to_zc;
-            total.auto_probes += c.auto_probes; total.auto_small += c.auto_small;
-            for (auto st : zcio::all_strategies) total.by_strategy[static_cast<int>(st)] += c.by_strategy[static_cast<int>(st)];
+            total += *s.counters;
         }
     json z = counters_to_json(total);
     z["strategy"] = zcio::to_string(p.strategy);
@@ -306,7 +299,8 @@ void print_text_summary(const TestRecord& r, std::FILE* out) {
                        rel > 0 ? 100.0 * static_cast<double>(c.zero_copy) / rel : 0.0,
                        rel > 0 ? 100.0 * static_cast<double>(c.copied) / rel : 0.0, c.short_sends, c.errors, c.fallbacks);
             if (s.strategy == "auto")
-                fmt::print(out, "; auto: {} small, {} to copy, {} to zc, {} probes", c.auto_small, c.auto_to_copy, c.auto_to_zc, c.auto_probes);
+                fmt::print(out, "; auto: {} small, {} measured ({} kept zero-copy, {} to copy, {} back to zc)", c.auto_small,
+                           c.auto_probes, c.auto_kept_zc, c.auto_to_copy, c.auto_to_zc);
             fmt::print(out, "; sending thread {:.2f} s CPU\n", s.thread_cpu_seconds);
         }
     if (rcv && rcv->receive) {
