@@ -227,7 +227,8 @@ void bm_receiver(benchmark::State& state, zcio::FileRecvStrategy strategy) {
 void make_file() {
     struct stat st {};
     if (::stat(g_path.c_str(), &st) != 0 || static_cast<std::uint64_t>(st.st_size) != g_size) {
-        std::printf("bench_file: writing %s (%llu MiB)\n", g_path.c_str(), static_cast<unsigned long long>(g_size >> 20));
+        std::printf("bench_file: writing %s (%llu MiB)\n", g_path.c_str(),
+                    static_cast<unsigned long long>(g_size >> 20));
         zcio::UniqueFd fd(::open(g_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644));
         std::vector<unsigned char> chunk(1 << 20);
         for (std::size_t i = 0; i < chunk.size(); ++i) chunk[i] = static_cast<unsigned char>(i * 131 + 7);

@@ -18,7 +18,8 @@ ArenaRecvRing::ArenaRecvRing(Ring& ring, BufferArena& arena, const ArenaRecvRing
         throw SetupError("ArenaRecvRing: the arena has " + std::to_string(arena.available()) + " free slabs, " +
                              std::to_string(count_) + " asked for", ENOBUFS,
                          "give the arena more slabs or the ring fewer buffers");
-    if (arena.slab_size() > (1u << 31)) throw SetupError("ArenaRecvRing: slabs over 2 GiB", EINVAL, "use smaller slabs");
+    if (arena.slab_size() > (1u << 31))
+        throw SetupError("ArenaRecvRing: slabs over 2 GiB", EINVAL, "use smaller slabs");
     entries_ = std::make_unique<AnonymousMapping>(count_ * sizeof(io_uring_buf));
     br_ = static_cast<io_uring_buf_ring*>(entries_->data());
     io_uring_buf_reg reg{};

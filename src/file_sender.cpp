@@ -37,7 +37,8 @@ struct DirectWindow {
 DirectWindow window(bool direct, std::uint64_t offset, std::size_t n) {
     if (!direct) return {offset, 0, static_cast<std::uint32_t>(n)};
     const std::uint64_t a = File::direct_alignment, start = align_down(offset, a);
-    return {start, static_cast<std::uint32_t>(offset - start), static_cast<std::uint32_t>(align_up(offset + n, a) - start)};
+    return {start, static_cast<std::uint32_t>(offset - start),
+            static_cast<std::uint32_t>(align_up(offset + n, a) - start)};
 }
 
 }  // namespace
@@ -242,7 +243,8 @@ void run_splice(Job& j) {
         if (in == 0) return j.st.shrank(static_cast<std::uint64_t>(off), j.end);
         if (in < 0) {
             if (errno == EINTR) continue;
-            return j.st.fail(-errno, "splice from the file at byte " + std::to_string(off) + ": " + errno_string(errno));
+            return j.st.fail(-errno, "splice from the file at byte " + std::to_string(off) + ": " +
+                                         errno_string(errno));
         }
         for (auto left = static_cast<std::size_t>(in); left > 0;) {
             const bool more = static_cast<std::uint64_t>(off) < j.end && j.stream;
@@ -397,20 +399,22 @@ void run_read_zc_two_step(Job& j) {
 // auto's rule, and the reasons a requested strategy cannot run as asked.
 FileSendStrategy choose(const FileSendOptions& o, const File& f, std::string& why) {
     const bool zc = probe().send_zc;
-    switch (o.strategy) {
-    case FileSendStrategy::automatic:
-        if (o.hook && zc) return why = "a hook must see the bytes: read-zc (READ_FIXED -> hook -> SEND_ZC)", FileSendStrategy::read_zc;
-        if (o.hook) return why = "a hook must see the bytes, and this kernel lacks SEND_ZC: read-send", FileSendStrategy::read_send;
-        if (f.direct() && zc)
-            return why = "O_DIRECT: read-zc reads into registered memory with no CPU copy (sendfile goes through the page cache)",
-                   FileSendStrategy::read_zc;
-        return why = "a cached file no hook needs to see: sendfile moves its page-cache pages with no copy at all",
-               FileSendStrategy::sendfile;
-    case FileSendStrategy::read_zc:
-        if (!zc) return why = "this kernel lacks SEND_ZC (" + probe().why("send_zc") + "): read-send", FileSendStrategy::read_send;
-        return FileSendStrategy::read_zc;
-    default: return o.strategy;
+    if (o.strategy == FileSendStrategy::read_zc && !zc) {
+        why = "this kernel lacks SEND_ZC (" + probe().why("send_zc") + "): read-send";
+        return FileSendStrategy::read_send;
     }
+    if (o.strategy != FileSendStrategy::automatic) return o.strategy;
+    if (o.hook) {
+        why = zc ? "a hook must see the bytes: read-zc (READ_FIXED -> hook -> SEND_ZC)"
+                 : "a hook must see the bytes, and this kernel lacks SEND_ZC: read-send";
+        return zc ? FileSendStrategy::read_zc : FileSendStrategy::read_send;
+    }
+    if (f.direct() && zc) {
+        why = "O_DIRECT: read-zc reads into registered memory with no CPU copy (sendfile goes through the page cache)";
+        return FileSendStrategy::read_zc;
+    }
+    why = "a cached file no hook needs to see: sendfile moves its page-cache pages with no copy at all";
+    return FileSendStrategy::sendfile;
 }
 
 }  // namespace
@@ -460,8 +464,9 @@ FileSendReport FileSender::send(const File& file, FileRange range, const FileSen
     rep.used = choose(options, file, rep.why);
     const std::int64_t size = file.size();
     const std::uint64_t begin = range.offset;
-    const std::uint64_t end = range.length == FileRange::to_eof ? static_cast<std::uint64_t>(std::max<std::int64_t>(size, 0))
-                                                                : begin + range.length;
+    const std::uint64_t end = range.length == FileRange::to_eof
+                                  ? static_cast<std::uint64_t>(std::max<std::int64_t>(size, 0))
+                                  : begin + range.length;
     std::size_t chunk = options.chunk ? std::min(options.chunk, arena_.slab_size()) : arena_.slab_size();
     if (file.direct()) chunk = align_down(chunk, File::direct_alignment);
     rep.chunk = chunk;
@@ -470,7 +475,8 @@ FileSendReport FileSender::send(const File& file, FileRange range, const FileSen
         st.fail(-ENODATA, "the range [" + std::to_string(begin) + ", " + std::to_string(end) +
                               ") goes past the end of " + file.path() + " (" + std::to_string(size) + " bytes)");
     else if (options.hook && (rep.used == FileSendStrategy::sendfile || rep.used == FileSendStrategy::splice))
-        st.fail(-EINVAL, std::string(to_string(rep.used)) + " never shows the bytes to a hook: use read-zc, read-send or auto");
+        st.fail(-EINVAL, std::string(to_string(rep.used)) +
+                             " never shows the bytes to a hook: use read-zc, read-send or auto");
     else if (chunk == 0 || options.depth == 0)
         st.fail(-EINVAL, "chunk and depth must be > 0 (O_DIRECT: chunk of at least " +
                              std::to_string(File::direct_alignment) + " bytes)");

@@ -23,7 +23,8 @@ void SendEngine::read_and_send(SocketId id, Buffer&& buffer, const FileRead& rea
     if (read.length > buffer.capacity() || read.length < buffer.size()) {
         // A programming error of the caller's, refused as a value like every send error.
         core_->socket(id);  // an unknown id throws first, as send() does
-        if (h.on_complete) h.on_complete(Release{-EINVAL, 0, Usage::not_reported, Strategy::copy, std::move(buffer), {}});
+        if (h.on_complete)
+            h.on_complete(Release{-EINVAL, 0, Usage::not_reported, Strategy::copy, std::move(buffer), {}});
         return;
     }
     core_->accept_read(id, std::move(buffer), read, std::move(h.on_complete));

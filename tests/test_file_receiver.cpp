@@ -116,7 +116,8 @@ TEST(FileReceiverFaults, AFullFileSystemEndsWithENOSPCAndTheBytesWrittenSoFar) {
     for (FileRecvStrategy s : zcio::all_file_recv_strategies) {
         auto pair = zcio::test::tcp_loopback_pair();
         std::thread tx = pattern_sender(pair.sender.get(), 4u << 20);
-        const zcio::File out = zcio::File::open(small.path() + "/out", {.write = true, .create = true, .truncate = true});
+        const zcio::File out =
+            zcio::File::open(small.path() + "/out", {.write = true, .create = true, .truncate = true});
         const auto r = rx.receive(pair.receiver.get(), out, {.strategy = s});
         pair.receiver.reset();  // unread data: the close resets, and the sender's next send fails
         tx.join();
