@@ -41,9 +41,11 @@ public:
     // constants fold away.
     [[gnu::always_inline]] inline void accept(SocketId id, Buffer&& buffer, Model model, SentHandler&& on_sent,
                                               ReleaseHandler&& on_release, NotifGroup* group,
-                                              const SendOptions& options, BufferChain* more = nullptr);
+                                              const SendOptions& options, BufferChain* more = nullptr,
+                                              const FileRead* read = nullptr);
     void accept_chain(SocketId id, BufferChain&& chain, Model model, SentHandler&& on_sent,
                       ReleaseHandler&& on_release, NotifGroup* group);
+    void accept_read(SocketId id, Buffer&& buffer, const FileRead& read, ReleaseHandler&& on_release);
     void flush(NotifGroup& group);
 
     // ---- the loop ---------------------------------------------------------------------------
@@ -61,6 +63,13 @@ public:
         unknown_socket(id);
     }
     void shutdown() noexcept;                // the destructor's work
+
+    // ---- file reads linked ahead of a send (src/send_engine_file.cpp) --------------------------
+    void attach_read(Op& op, const FileRead& read) noexcept;
+    void prep_read(SendSocket& s, Op& op);
+    static void on_read_cqe(Completion* c, const io_uring_cqe& cqe);
+    void on_read(Op& op, const io_uring_cqe& cqe);
+    void send_cancelled_after_read(Op& op) noexcept;
 
     // ---- completion -------------------------------------------------------------------------
     static void on_cqe(Completion* c, const io_uring_cqe& cqe);

@@ -74,7 +74,7 @@ namespace detail {
 // ---- send(): accept --------------------------------------------------------------------------------
 
 void SendCore::accept(SocketId id, Buffer&& buffer, Model model, SentHandler&& on_sent, ReleaseHandler&& on_release,
-                      NotifGroup* group, const SendOptions& options, BufferChain* more) {
+                      NotifGroup* group, const SendOptions& options, BufferChain* more, const FileRead* read) {
     SendSocket& s = socket(id);  // throws for a bad id, before anything is taken
     if (group) group->bind();
     Op* op = ops_.take();
@@ -102,6 +102,8 @@ void SendCore::accept(SocketId id, Buffer&& buffer, Model model, SentHandler&& o
         op->more = std::move(*more);
         op->total += op->more.bytes();
     }
+    op->has_read = read != nullptr;
+    if (read) [[unlikely]] attach_read(*op, *read);
     ++s.ops;
     ++s.counters.sends;
     const int bad_address = options.to || options.gso_size ? address(s, *op, options) : 0;
@@ -136,6 +138,13 @@ void SendCore::accept_chain(SocketId id, BufferChain&& chain, Model model, SentH
     for (std::size_t i = 1; i < chain.size(); ++i) rest.push_back(std::move(chain[i]));
     chain.clear();
     accept(id, std::move(head), model, std::move(on_sent), std::move(on_release), group, SendOptions{}, &rest);
+}
+
+// read_and_send() (src/send_engine_file.cpp): accept() is inline here.
+void SendCore::accept_read(SocketId id, Buffer&& buffer, const FileRead& read, ReleaseHandler&& on_release) {
+    SentHandler none;
+    accept(id, std::move(buffer), Model::storage, std::move(none), std::move(on_release), nullptr, SendOptions{},
+           nullptr, &read);
 }
 
 void SendCore::flush(NotifGroup& group) {
@@ -216,7 +225,7 @@ void SendCore::pump(SendSocket& s) {
     std::uint32_t chain_room = opt_.max_chain;
     if (s.stream) {
         const auto queued = static_cast<unsigned>(std::min<std::size_t>(s.queue.size, opt_.max_chain));
-        if (queued > 1) chain_room = ring_.reserve(queued);
+        if (queued > 1) chain_room = ring_.reserve(queued * s.sqes_per_op) / s.sqes_per_op;
     }
     std::uint32_t chained = 0;
     while (!s.queue.empty() && room_for(s, *s.queue.head)) {
@@ -240,6 +249,7 @@ void SendCore::pump(SendSocket& s) {
 }
 
 void SendCore::prep(SendSocket& s, Op& op, bool link) {
+    if (op.has_read) [[unlikely]] prep_read(s, op);  // linked ahead of this send, if not done yet
     io_uring_sqe* sqe = ring_.sqe();
     const std::byte* data = op.buffer.data() + op.done;  // single-buffer strategies
     const std::size_t len = op.total - op.done;
@@ -346,10 +356,12 @@ void SendCore::on_request(Op& op, const io_uring_cqe& cqe) {
         } else {
             op.f.request_done = true;
         }
-    } else if (res == -ECANCELED && !s.failed) {
-        // The link chain broke ahead of us (a short send); we were never issued. Go again, in order.
-        s.queue.insert_by_seq(&op);
-    } else if (res == -ENOMEM && s.strategy == Strategy::automatic && op.more.empty() &&
+    } else if (res == -ECANCELED && !s.failed && !op.error) {
+        // The link chain broke ahead of us (a short send or read); we were never issued. Go again,
+        // in order. (A linked read of ours decides first: src/send_engine_file.cpp.)
+        if (op.has_read) [[unlikely]] send_cancelled_after_read(op);
+        else s.queue.insert_by_seq(&op);
+    } else if (res == -ENOMEM && s.strategy == Strategy::automatic && op.more.empty() && !op.has_read &&
                (op.used == Strategy::zc || op.used == Strategy::sendmsg_zc)) {
         // Nothing sent: the kernel would not charge the pinned pages to RLIMIT_MEMLOCK (no
         // CAP_IPC_LOCK). auto copies this send, and the socket's next ones until a re-probe.
@@ -358,7 +370,7 @@ void SendCore::on_request(Op& op, const io_uring_cqe& cqe) {
         pinning_refused_ = true;
         s.queue.insert_by_seq(&op);
     } else {
-        op.error = res == -ECANCELED && s.failed ? s.failed : res;
+        if (!op.error) op.error = res == -ECANCELED && s.failed ? s.failed : res;
         op.f.request_done = true;
         if (s.stream && !s.failed) s.failed = op.error;
     }

@@ -248,6 +248,7 @@ bool SendCore::park_if_kernel_holds_ops() noexcept {
     for (std::uint32_t i = 0; i < ops_.size(); ++i) {
         Op& op = ops_[i];
         op.fn = [](Completion*, const io_uring_cqe&) {};
+        op.read.fn = op.fn;  // a linked file read still in the kernel lands here too
         if (!op.sock) continue;
         op.buffer.quarantine();
         for (Buffer& b : op.more) b.quarantine();

@@ -33,6 +33,20 @@ struct SendSocket;
 
 enum class Model : std::uint8_t { two_step, storage, group };
 
+struct Op;
+
+// A file read linked ahead of the op's send (src/send_engine_file.cpp): its own CQE, its own record.
+struct LinkedRead : Completion {
+    enum class State : std::uint8_t { pending, inflight, done };
+    Op* op = nullptr;
+    int fd = -1;
+    bool fixed_file = false;
+    bool send_cancelled = false;       // the send's -ECANCELED came before this read's CQE
+    State state = State::pending;
+    std::uint32_t length = 0;
+    std::uint64_t offset = 0;
+};
+
 // What every send touches comes first (three cache lines); the gather and MSG_ZEROCOPY state last.
 struct Op : Completion {
     SendCore* core = nullptr;
@@ -45,6 +59,7 @@ struct Op : Completion {
     int error = 0;
     Strategy used = Strategy::copy;
     Model model = Model::storage;
+    bool has_read = false;             // a LinkedRead goes ahead of the send (`read`, below)
     // Per-send state, reset with one store when the op is taken.
     struct Flags {
         bool request_inflight = false;
@@ -70,9 +85,14 @@ struct Op : Completion {
     // The msghdr form of this send in `msg`: one iovec per buffer from `done` on, and, when the
     // send has them, its destination and a UDP_SEGMENT control message.
     void build_msghdr() noexcept;
+    LinkedRead read;                   // when has_read
 
-    // Released once its request is over and every notification it will get has come.
-    bool settled() const noexcept { return f.request_done && f.notifs_pending == 0 && !f.request_inflight; }
+    // Released once its request is over, every notification it will get has come, and no read
+    // of it is in the kernel.
+    bool settled() const noexcept {
+        return f.request_done && f.notifs_pending == 0 && !f.request_inflight &&
+               !(has_read && read.state == LinkedRead::State::inflight);
+    }
 };
 
 // FIFO, intrusive through Op::next.

@@ -39,6 +39,7 @@ struct SendSocket {
     std::uint64_t next_seq = 0;
     std::uint32_t chain_inflight = 0;  // stream: requests of the current chain still in the kernel
     std::uint32_t ops = 0;             // ops of this socket not yet released
+    std::uint32_t sqes_per_op = 1;     // 2 once a send carried a linked file read (a chain's SQ room)
     int failed = 0;                    // stream: first fatal error; later sends fail with it
     OpQueue queue;                     // accepted, not yet submitted
     Counters counters;

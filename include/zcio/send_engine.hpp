@@ -15,6 +15,7 @@
 #pragma once
 
 #include "zcio/buffer.hpp"
+#include "zcio/file_read.hpp"
 #include "zcio/notif_group.hpp"
 #include "zcio/probe.hpp"
 #include "zcio/ring.hpp"
@@ -131,6 +132,9 @@ public:
     void send(SocketId id, BufferChain&& buffers, TwoStep handlers);
     void send(SocketId id, BufferChain&& buffers, Storage handler);
     void send(SocketId id, BufferChain&& buffers, NotifGroup& group);
+    // Reads `read` into the buffer, linked ahead of its send (zcio/file_read.hpp): one submission.
+    // The buffer must hold read.length bytes; buffer.size() of them are sent.
+    void read_and_send(SocketId id, Buffer&& buffer, const FileRead& read, Storage handler);
     // Closes the group: its handler runs once every send bound to it has released its buffer
     // (at once, from the next run(), if none is pending).
     void flush(NotifGroup& group);
