@@ -425,6 +425,27 @@ TEST(Zcperf, SendOnlyNeedsNoServer) {
     json j = parse_json(client.out);
     EXPECT_GT(j["end"]["sum_sent"]["bytes"].get<std::uint64_t>(), 0u);
     EXPECT_EQ(j["end"]["sum_received"]["bytes"].get<std::uint64_t>(), 0u);
+    // iperf3's 1 Mbit/s UDP default is for a stock iperf3 peer; with no peer nothing throttles.
+    EXPECT_EQ(j["start"]["test_start"]["target_bitrate"].get<std::uint64_t>(), 0u);
+}
+
+// The sink sweep is UDP with no peer: iperf3's 1 Mbit/s default must not throttle it (it did: a
+// 60000 B cell sent 2 datagrams a second). The sweep's parameters say what ran.
+TEST(Zcperf, SinkSweepIsNotThrottledByIperf3sUdpDefault) {
+    if (::geteuid() != 0) GTEST_SKIP() << "the sink target creates network namespaces: needs root";
+    const fs::path out = fs::temp_directory_path() / ("zcperf-sink-rate-" + std::to_string(::getpid()));
+    Ran r = run({"--target", "sink", "--strategy", "plain", "--sizes", "60000", "-t", "0.3", "--repeat", "1", "-J",
+                 "--plot", "none", "--out", out.string()},
+                60s);
+    if (r.rc != 0 && r.err.find("unavailable") != std::string::npos) GTEST_SKIP() << r.err;
+    ASSERT_EQ(r.rc, 0) << r.err;
+    json j = parse_json(r.out);
+    for (const auto& c : j["cells"]) {
+        if (c["strategy"] != "plain") continue;
+        // 1 Mbit/s would be ~0.6 sends in 0.3 s; any unthrottled sender does thousands.
+        EXPECT_GT(c["sends"].get<std::uint64_t>(), 100u) << c.dump();
+    }
+    fs::remove_all(out);
 }
 
 // ---------------------------------------------------------------------------------------------
