@@ -40,6 +40,9 @@ TestRecord run_send_only(std::vector<zcio::UniqueFd>& fds, const TestParams& par
     TestRecord rec;
     rec.params = params;
     rec.params.streams = static_cast<int>(fds.size());
+    // No peer: nothing to be polite to (iperf3's 1 Mbit/s UDP default is for a stock server). The
+    // sink's sweep comes here straight from client_params, without send_only().
+    if (rec.params.bitrate_default) rec.params.bitrate = 0;
     rec.target = std::move(target);
     std::vector<LocalStream> streams;
     for (std::size_t i = 0; i < fds.size(); ++i) {
@@ -139,9 +142,7 @@ TestRecord send_only(const Options& o, const TestParams& p, const RunSettings& r
         apply_data_socket_options(fds.back().get(), p);
     }
     if (!o.json) fmt::print("Sending to {}, port {} (send-only: sender figures only)\n", o.host, o.port);
-    TestParams q = p;
-    if (q.bitrate_default) q.bitrate = 0;  // no peer: nothing to be polite to
-    TestRecord rec = run_send_only(fds, q, run, "send-only");
+    TestRecord rec = run_send_only(fds, p, run, "send-only");
     rec.host = o.host;
     rec.port = o.port;
     return rec;
