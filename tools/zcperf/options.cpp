@@ -155,6 +155,11 @@ void add_zcio_options(CLI::App& app, Options& o, CommandLine& c) {
     app.add_option("--gso", o.udp_gso, "UDP: segment each send into datagrams of this size (UDP_SEGMENT)")
         ->option_text("BYTES");
     app.add_flag("--send-only", o.send_only, "Client: send to HOST:PORT without a server or control connection");
+    app.add_option("--fanout", o.fanout,
+                   "UDP --send-only or the sink: one unconnected socket per stream sends round robin to N\n"
+                   "destinations (ports PORT..PORT+N-1 of HOST; of the sink's test host), --gso given with\n"
+                   "every send: how QUIC servers and media relays send (1..1024)")
+        ->option_text("N");
     app.add_flag("--sweep", c.sweep, "Strategies x payload sizes, side by side: table, CSV, JSON, plot");
     app.add_option("--target", c.target, "Local target without setup: loopback | sink (root; UDP into a netns sink)")
         ->option_text("WHERE");
@@ -287,6 +292,8 @@ std::string apply(const CLI::App& app, const CommandLine& c, Options& o) {
     if (auto why = apply_sizes_and_target(c, o); !why.empty()) return why;
     if (auto why = apply_strategies(c.strategy, o); !why.empty()) return why;
     if (auto why = apply_recv(c.recv, o); !why.empty()) return why;
+    if (app.count("--fanout") && (o.fanout < 1 || o.fanout > 1024))
+        return fmt::format("--fanout {}: 1..1024 destinations", o.fanout);
     auto completion = parse_completion(c.completion);
     if (!completion) return fmt::format("--completion {}: use two-step, storage or group", c.completion);
     o.completion = *completion;
@@ -326,6 +333,26 @@ int parse_command_line(int argc, char** argv, Options& o) {
 }
 
 namespace {
+
+// --fanout: many destinations from one socket exist only where zcperf alone sends: UDP --send-only
+// and the sink. A zcperf or iperf3 server takes one peer per stream.
+std::string validate_fanout(const Options& o) {
+    if (o.fanout == 0) return {};
+    if (o.reverse) return "--fanout and -R exclude each other: the local end sends to the destinations";
+    if (o.mode == Mode::sweep) {
+        if (!o.host.empty() || (o.target_given && o.target != Target::sink) || !o.recv_sweep.empty())
+            return "--fanout in a sweep needs the sink target (--target sink, root): a server takes one peer "
+                   "per stream";
+        return {};
+    }
+    if (o.mode != Mode::client || !o.send_only)
+        return "--fanout applies to UDP --send-only (-c HOST -u --send-only) or the sink target: a zcperf or "
+               "iperf3 server takes one peer per stream";
+    if (!o.udp) return "--fanout needs -u: one unconnected socket sends datagrams to many destinations";
+    if (o.port + o.fanout - 1 > 65535)
+        return fmt::format("--fanout {}: ports {}..{} pass 65535", o.fanout, o.port, o.port + o.fanout - 1);
+    return {};
+}
 
 std::string validate_iperf3_options(const Options& o) {
     if (o.end_by_count() && o.duration_given) return "-t, -n and -k exclude each other (one end condition, as iperf3)";
@@ -398,6 +425,7 @@ std::string validate(Options& o) {
     if (o.target == Target::sink && o.target_given && ::geteuid() != 0)
         return "--target sink needs root (it creates network namespaces); try --target loopback";
     if (o.json) o.progress = false;
+    if (auto why = validate_fanout(o); !why.empty()) return why;
     if (auto why = validate_iperf3_options(o); !why.empty()) return why;
     if (!::isatty(STDERR_FILENO)) o.progress = false;
     return {};

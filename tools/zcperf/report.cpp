@@ -177,6 +177,7 @@ json start_json(const TestRecord& r) {
                  {"bidir", p.bidir ? 1 : 0},
                  {"target_bitrate", p.bitrate}}}};
     if (!r.server && !r.host.empty()) start["connecting_to"] = {{"host", r.host}, {"port", r.port}};
+    if (p.fanout) start["test_start"]["fanout"] = p.fanout;  // destinations per sending socket
     return start;
 }
 
@@ -248,6 +249,7 @@ json sum_zcio_json(const TestRecord& r) {
     if (snd && snd->threads) z["sending_threads"] = snd->threads;
     if (snd && snd->process_threads) z["sending_process_threads"] = snd->process_threads;
     if (p.udp_gso) z["udp_gso"] = p.udp_gso;
+    if (p.fanout) z["destinations"] = p.fanout;  // per stream, round robin; the GSO size with each send
     z["peer"] = r.peer_is_zcperf ? "zcperf" : "iperf3";
     if (!r.peer_version.empty()) z["peer_version"] = r.peer_version;
     z["local_only"] = !r.peer_is_zcperf && r.target != "send-only";
@@ -350,6 +352,10 @@ void print_text_summary(const TestRecord& r, std::FILE* out) {
                            c.auto_small, c.auto_probes, c.auto_kept_zc, c.auto_to_copy, c.auto_to_zc);
             fmt::print(out, "; sending thread {:.2f} s CPU\n", s.thread_cpu_seconds);
         }
+    if (r.params.fanout)
+        fmt::print(out, "zcio: each stream sent round robin to {} destinations from one unconnected socket{}\n",
+                   r.params.fanout,
+                   r.params.udp_gso ? fmt::format(", GSO {} B given with every send", r.params.udp_gso) : "");
     if (rcv && rcv->receive) {
         const auto& rr = *rcv->receive;
         const auto& c = rr.counters;

@@ -104,11 +104,17 @@ void Sender::add_sockets() {
     zcio::SocketOptions so;
     so.strategy = spec_.strategy;
     so.max_inflight_bytes = std::max<std::size_t>(inflight_target, 4 * spec_.length);
-    so.udp_gso_size = spec_.udp_gso;
     for (std::size_t i = 0; i < n_; ++i) {
-        streams_[i].is_tcp = is_stream_socket(sockets_[i].fd);
-        streams_[i].buffers = &buffers_;
-        socks_.push_back(engine_.add_socket(sockets_[i].fd, so));
+        const StreamSocket& socket = sockets_[i];
+        Stream& stream = streams_[i];
+        stream.is_tcp = is_stream_socket(socket.fd);
+        stream.buffers = &buffers_;
+        // A server's socket, many peers: the GSO size goes with each send, as a QUIC server's does.
+        so.udp_gso_size = socket.to.empty() ? spec_.udp_gso : 0;
+        for (const SocketAddress& to : socket.to)
+            stream.routes.push_back({.to = to.get(), .to_len = to.len, .gso_size = spec_.udp_gso});
+        if (stream.routes.empty()) stream.routes.emplace_back();
+        socks_.push_back(engine_.add_socket(socket.fd, so));
     }
 }
 
@@ -213,18 +219,22 @@ void Sender::fill_payload(std::size_t i, std::span<std::byte> payload) {
 
 void Sender::send(std::size_t i, zcio::Buffer&& b) {
     Stream* s = &streams_[i];
+    const zcio::SendOptions& route = s->routes[s->route];
+    if (++s->route == s->routes.size()) s->route = 0;
     switch (spec_.completion) {
     case CompletionModel::storage:
-        engine_.send(socks_[i], std::move(b), zcio::Storage{[s](zcio::Release&& r) { s->on_release(std::move(r)); }});
+        engine_.send(socks_[i], std::move(b), zcio::Storage{[s](zcio::Release&& r) { s->on_release(std::move(r)); }},
+                     route);
         break;
     case CompletionModel::two_step:
         engine_.send(socks_[i], std::move(b),
                      zcio::TwoStep{[s](const zcio::SendResult& r) { s->on_error(r.res < 0 ? r.res : 0); },
-                                   [s](zcio::Release&& r) { s->on_release(std::move(r)); }});
+                                   [s](zcio::Release&& r) { s->on_release(std::move(r)); }},
+                     route);
         break;
     case CompletionModel::group: {
         auto& g = *groups_[i * groups_per_socket_ + s->open_group];
-        engine_.send(socks_[i], std::move(b), g);
+        engine_.send(socks_[i], std::move(b), g, route);
         if (++s->in_group == group_size) {
             engine_.flush(g);
             s->group_open = false;

@@ -11,7 +11,8 @@
 // A batch hands up to `batch` sends to the engine, round robin over the sockets; a socket sits a
 // turn out when its stream failed, -b holds it, or (group model) all its groups are in flight. The
 // thread waits in the engine only when nothing could be sent. Each send's payload is filled in one
-// place (fill_payload): a payload source other than the pattern plugs in there.
+// place (fill_payload): a payload source other than the pattern plugs in there. A socket with
+// destinations (--fanout) sends to each in turn, the GSO size given with every send.
 #pragma once
 
 #include "payload_buffers.hpp"
@@ -57,6 +58,10 @@ private:
         std::uint64_t queued = 0;           // stream offset of the next send (--verify, -b)
         std::uint64_t udp_seq = 0;          // UDP: the last datagram's sequence number (iperf3's header)
         PayloadBuffers* buffers = nullptr;  // where a released buffer goes next
+        // Where each send goes, in turn: {} (the socket's peer), or one destination and GSO size
+        // each (--fanout).
+        std::vector<zcio::SendOptions> routes;
+        std::size_t route = 0;
         // Group model: which of its groups are in flight, the one open now and its sends.
         std::vector<bool> group_busy;
         std::size_t open_group = 0;

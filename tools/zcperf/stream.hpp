@@ -12,11 +12,13 @@
 //                              {.strategy = zcio::Strategy::zc_fixed, .length = 60000, .duration = 2});
 #pragma once
 
+#include "net.hpp"
 #include "results.hpp"
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -56,9 +58,12 @@ struct Live {
 };
 
 struct StreamSocket {
-    int fd = -1;  // a connected TCP or UDP socket
+    int fd = -1;  // a connected TCP or UDP socket, or an unconnected UDP socket (see `to`)
     int id = 0;   // 1..N, the same on both ends
     Live* live = nullptr;
+    // --fanout: an unconnected UDP socket's destinations, sent to round robin, each send with its
+    // address and the spec's GSO size (zcio::SendOptions). Empty: the socket's peer.
+    std::span<const SocketAddress> to = {};
 };
 
 // Sends on every socket, in the calling thread, for spec.duration or until stop_requested().
