@@ -10,6 +10,7 @@
 
 #include <zcio/error.hpp>
 #include <zcio/ring.hpp>
+#include <zcio/unique_fd.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -23,9 +24,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <memory>
 #include <random>
@@ -86,6 +89,17 @@ json parse_json(const std::string& text) {
     json j = json::parse(text, nullptr, false);
     EXPECT_FALSE(j.is_discarded()) << "not JSON:\n" << text.substr(0, 2000);
     return j;
+}
+
+// A sweep on the sink target, JSON out, its files in a directory removed afterwards.
+Ran run_sink_sweep(std::vector<std::string> args) {
+    const fs::path out = fs::temp_directory_path() / ("zcperf-sink-sweep-" + std::to_string(::getpid()));
+    args.insert(args.begin(), {"--target", "sink"});
+    args.insert(args.end(), {"-J", "--plot", "none", "--out", out.string()});
+    Ran r = run(std::move(args), 60s);
+    std::error_code ec;
+    fs::remove_all(out, ec);
+    return r;
 }
 
 void expect_iperf3_layout(const json& j) {
@@ -446,6 +460,179 @@ TEST(Zcperf, SinkSweepIsNotThrottledByIperf3sUdpDefault) {
         EXPECT_GT(c["sends"].get<std::uint64_t>(), 100u) << c.dump();
     }
     fs::remove_all(out);
+}
+
+// ---------------------------------------------------------------------------------------------
+// --fanout: one unconnected socket per stream, round robin over N destinations, GSO with each send
+
+// N UDP sockets bound to consecutive free ports of the loopback address (IPv4 or IPv6), each
+// counting the datagrams that reach it: sizes and iperf3 sequence numbers (32-bit, at byte 8).
+class FanoutReceivers {
+public:
+    FanoutReceivers(int family, int n) : family_(family) {
+        std::mt19937 rng(std::random_device{}());
+        for (int attempt = 0; attempt < 200 && fds_.empty(); ++attempt) {
+            first_ = static_cast<std::uint16_t>(20000 + rng() % 40000);
+            for (int k = 0; k < n; ++k)
+                if (!bind_one(static_cast<std::uint16_t>(first_ + k))) {
+                    fds_.clear();
+                    break;
+                }
+        }
+        got_.resize(fds_.size());
+        thread_ = std::thread([this] { receive(); });
+    }
+    ~FanoutReceivers() { stop(); }
+    // Stops once nothing has arrived for 300 ms.
+    void stop() {
+        done_ = true;
+        if (thread_.joinable()) thread_.join();
+    }
+    std::uint16_t first_port() const { return first_; }
+    std::size_t count() const { return fds_.size(); }
+    struct Got {
+        std::map<std::size_t, std::uint64_t> sizes;  // datagram size -> how many
+        std::vector<std::uint32_t> seqs;
+    };
+    const Got& got(std::size_t k) const { return got_[k]; }
+
+private:
+    bool bind_one(std::uint16_t port) {
+        zcio::UniqueFd fd(::socket(family_, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+        int big = 8 << 20;
+        ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big);  // root; else capped
+        ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+        sockaddr_storage ss{};
+        socklen_t len = 0;
+        if (family_ == AF_INET6) {
+            auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+            a->sin6_family = AF_INET6;
+            a->sin6_addr = in6addr_loopback;
+            a->sin6_port = htons(port);
+            len = sizeof *a;
+        } else {
+            auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+            a->sin_family = AF_INET;
+            a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            a->sin_port = htons(port);
+            len = sizeof *a;
+        }
+        if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) return false;
+        fds_.push_back(std::move(fd));
+        return true;
+    }
+    void receive() {
+        std::vector<unsigned char> buf(65536);
+        auto quiet_since = std::chrono::steady_clock::now();
+        while (!done_ || std::chrono::steady_clock::now() - quiet_since < 300ms) {
+            bool any = false;
+            for (std::size_t k = 0; k < fds_.size(); ++k)
+                for (ssize_t n; (n = ::recv(fds_[k].get(), buf.data(), buf.size(), 0)) > 0;) {
+                    any = true;
+                    ++got_[k].sizes[static_cast<std::size_t>(n)];
+                    if (n >= 12) got_[k].seqs.push_back(static_cast<std::uint32_t>(buf[8]) << 24 | buf[9] << 16 |
+                                                        buf[10] << 8 | buf[11]);
+                }
+            if (any) quiet_since = std::chrono::steady_clock::now();
+            else std::this_thread::sleep_for(200us);
+        }
+    }
+
+    int family_;
+    std::uint16_t first_ = 0;
+    std::vector<zcio::UniqueFd> fds_;
+    std::vector<Got> got_;
+    std::atomic<bool> done_{false};
+    std::thread thread_;
+};
+
+struct FanoutCase {
+    const char* host;
+    int family;
+    const char* strategy;
+    std::size_t length, gso, sends;
+};
+
+// Every send went whole to its turn's destination: send j (from 0) to PORT + j % N, its datagrams
+// numbered from j * per_send + 1, each `gso` bytes (or the whole send without GSO).
+TEST(ZcperfFanout, SendOnlySharesItsSendsAmongTheDestinationsRoundRobin) {
+    const FanoutCase cases[] = {{"127.0.0.1", AF_INET, "zc-fixed", 4800, 1200, 400},
+                                {"127.0.0.1", AF_INET, "plain", 1000, 0, 200},
+                                {"::1", AF_INET6, "copy", 3000, 1000, 120}};
+    constexpr int n = 4;
+    for (const FanoutCase& c : cases) {
+        SCOPED_TRACE(std::string(c.host) + " " + c.strategy);
+        FanoutReceivers rx(c.family, n);
+        ASSERT_EQ(rx.count(), std::size_t{n}) << "no free run of " << n << " ports";
+        std::vector<std::string> args{"-c", c.host, "-p", std::to_string(rx.first_port()), "-u", "--send-only",
+                                      "--fanout", std::to_string(n), "-k", std::to_string(c.sends), "-l",
+                                      std::to_string(c.length), "-b", "20M", "-J", "--strategy", c.strategy};
+        if (c.gso) args.insert(args.end(), {"--gso", std::to_string(c.gso)});
+        Ran r = run(args, 30s);
+        rx.stop();
+        ASSERT_EQ(r.rc, 0) << r.err;
+        json j = parse_json(r.out);
+        EXPECT_EQ(j["start"]["test_start"]["fanout"], n);
+        EXPECT_EQ(j["end"]["sum_zcio"]["destinations"], n);
+        EXPECT_EQ(j["end"]["sum_zcio"]["sends"].get<std::uint64_t>(), c.sends);
+        EXPECT_EQ(j["end"]["sum_sent"]["bytes"].get<std::uint64_t>(), c.sends * c.length);
+        expect_consistent_zcio(j["end"]["streams"][0], c.strategy);
+        const std::size_t segment = c.gso ? c.gso : c.length;
+        const std::size_t per_send = c.length / segment;
+        for (std::size_t k = 0; k < n; ++k) {
+            const auto& got = rx.got(k);
+            const std::map<std::size_t, std::uint64_t> want{{segment, c.sends / n * per_send}};
+            EXPECT_EQ(got.sizes, want) << "destination " << k;
+            for (std::uint32_t seq : got.seqs) EXPECT_EQ((seq - 1) / per_send % n, k) << "datagram " << seq;
+        }
+    }
+}
+
+TEST(ZcperfFanout, SinkSweepSendsToEveryDestinationZeroCopy) {
+    if (::geteuid() != 0) GTEST_SKIP() << "the sink target creates network namespaces: needs root";
+    Ran r = run_sink_sweep(
+        {"--strategy", "plain,zc-fixed", "--sizes", "48000", "--gso", "1200", "--fanout", "8", "-t", "0.3", "--repeat", "1"});
+    if (r.rc != 0 && r.err.find("unavailable") != std::string::npos) GTEST_SKIP() << r.err;
+    ASSERT_EQ(r.rc, 0) << r.err;
+    json j = parse_json(r.out);
+    EXPECT_EQ(j["fanout"], 8);
+    EXPECT_NE(j["description"].get<std::string>().find("--fanout 8"), std::string::npos) << j["description"];
+    int zc = 0;
+    for (const auto& c : j["cells"]) {
+        EXPECT_NE(c["strategy"], "send-loop") << "the send() loop has one peer: not like for like";
+        EXPECT_EQ(c["error"], "") << c.dump();
+        EXPECT_GT(c["bytes"].get<std::uint64_t>(), 0u) << c.dump();
+        if (c["strategy"] != "zc-fixed") continue;
+        ++zc;
+        EXPECT_GT(c["zero_copy"].get<std::uint64_t>(), 0u) << c.dump();
+        EXPECT_EQ(c["copied"].get<std::uint64_t>(), 0u) << c.dump();
+    }
+    EXPECT_EQ(zc, 1);
+}
+
+TEST(ZcperfFanout, NeedsUdpSendOnlyOrTheSink) {
+    const std::vector<std::vector<std::string>> cases = {
+        {"-c", "127.0.0.1", "-u", "--fanout", "4"},                       // a server test
+        {"-c", "127.0.0.1", "--send-only", "--fanout", "4"},              // TCP
+        {"-c", "127.0.0.1", "-u", "--send-only", "--fanout", "0"},
+        {"-c", "127.0.0.1", "-u", "--send-only", "--fanout", "1025"},
+        {"-c", "127.0.0.1", "-u", "--send-only", "-p", "65534", "--fanout", "4"},
+        {"-c", "127.0.0.1", "-u", "-R", "--fanout", "4"},
+        {"-s", "--fanout", "4"},
+        {"--target", "loopback", "--fanout", "4"},
+        {"-c", "127.0.0.1", "--sweep", "--fanout", "4"},                 // a remote sweep: a server
+        {"--sweep", "--recv", "all", "--fanout", "4"},
+    };
+    for (const auto& args : cases) {
+        Ran r = run(args, 10s);
+        std::string cmd;
+        for (const auto& a : args) cmd += a + " ";
+        EXPECT_EQ(r.rc, 2) << cmd << "\n" << r.err;
+        EXPECT_NE(r.err.find("zcperf: --fanout"), std::string::npos) << cmd << "\n" << r.err;
+    }
+    Ran help = run({"--help"}, 10s);
+    EXPECT_NE(help.out.find("--fanout"), std::string::npos);
+    EXPECT_NE(help.out.find("QUIC"), std::string::npos);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -810,6 +997,14 @@ TEST(ZcperfBuffers, CopyingStrategiesResendOneWarmBuffer) {
     EXPECT_FALSE(buffers.reuses_one());
     zcio::Buffer a = buffers.next();
     EXPECT_NE(a.data(), buffers.next().data());
+    // iperf3's UDP header changes each send; io_uring's copy takes the bytes only when the ring
+    // submits, so `copy` cannot resend one buffer. plain's send() has taken them when it returns.
+    for (auto s : {zcio::Strategy::plain, zcio::Strategy::copy}) {
+        zcperf::SendSpec stamped = spec_for(s, 1400);
+        stamped.udp_header = true;
+        zcperf::PayloadBuffers udp(ring, stamped, 1, 1);
+        EXPECT_EQ(udp.reuses_one(), s == zcio::Strategy::plain) << zcio::to_string(s);
+    }
 }
 
 // The arena's free list is LIFO: a zero-copy strategy gets back the slab released last, so its
@@ -883,12 +1078,7 @@ TEST(ZcperfBuffers, SweepSaysWhichBuffersRan) {
 // On the sink a minimal send() loop runs beside the strategies, and plain is held against it.
 TEST(ZcperfBuffers, SinkSweepHoldsPlainAgainstASendLoop) {
     if (::geteuid() != 0) GTEST_SKIP() << "the sink target creates network namespaces: needs root";
-    const fs::path out = fs::temp_directory_path() / ("zcperf-loop-" + std::to_string(::getpid()));
-    Ran r = run({"--target", "sink", "--strategy", "plain", "--sizes", "1400", "-t", "0.2", "--repeat", "2", "-J",
-                 "--plot", "none", "--out", out.string()},
-                60s);
-    std::error_code ec;
-    fs::remove_all(out, ec);
+    Ran r = run_sink_sweep({"--strategy", "plain", "--sizes", "1400", "-t", "0.2", "--repeat", "2"});
     if (r.rc != 0 && r.err.find("unavailable") != std::string::npos) GTEST_SKIP() << r.err;
     ASSERT_EQ(r.rc, 0) << r.err;
     json j = parse_json(r.out);
@@ -902,7 +1092,9 @@ TEST(ZcperfBuffers, SinkSweepHoldsPlainAgainstASendLoop) {
         }
     EXPECT_EQ(loops, 2);
     ASSERT_EQ(j["plain_vs_send_loop"].size(), 1u) << j.dump().substr(0, 2000);
-    EXPECT_GT(j["plain_vs_send_loop"][0]["ratio_mib_per_s"].get<double>(), 0.0);
+    // Not a timing claim: plain held at iperf3's polite 1 Mbit/s UDP default (a sink has no peer
+    // to be polite to) ran ~5000x below the loop; a noisy host moves it by tens of percent.
+    EXPECT_GT(j["plain_vs_send_loop"][0]["ratio_mib_per_s"].get<double>(), 0.1);
 }
 
 }  // namespace

@@ -54,16 +54,16 @@ inline constexpr std::size_t cookie_size = 37;                // 36 characters a
 inline constexpr std::uint32_t udp_connect_msg = 0x36373839;  // host byte order, as iperf3 writes it
 inline constexpr std::uint32_t udp_connect_reply = 0x39383736;
 inline constexpr std::uint32_t legacy_udp_connect_reply = 987654321;
-inline constexpr std::size_t max_params_json = 8 * 1024;     // iperf3 (master) limits it the same way
+inline constexpr std::size_t max_params_json = 8 * 1024;  // iperf3 (master) limits it the same way
 inline constexpr std::size_t max_results_json = 1u << 20;
-inline constexpr int max_streams = 256;                      // per direction
+inline constexpr int max_streams = 256;                        // per direction
 inline constexpr std::uint64_t iperf3_udp_rate = 1024 * 1024;  // iperf3's UDP default, bits/s
 
 // The iperf3 error numbers (i_errno) zcperf sends in a SERVER_ERROR, or may read in one.
 namespace ie {
 inline constexpr int duration = 5, num_streams = 6, block_size = 7, buf_size = 8, omit = 12, unimplemented = 13,
-                     no_sctp = 18, udp_block_size = 20, recv_params = 114, access_denied = 121, auth = 142, no_msg = 144,
-                     stream_listen = 202, stream_accept = 204;
+                     no_sctp = 18, udp_block_size = 20, recv_params = 114, access_denied = 121, auth = 142,
+                     no_msg = 144, stream_listen = 202, stream_accept = 204;
 }
 // iperf3's text for an error number (iperf_error.c), for a refusal from a stock server.
 std::string iperf_error_text(int i_errno);
@@ -71,32 +71,34 @@ std::string iperf_error_text(int i_errno);
 // What both ends agree to run: iperf3's parameters and zcperf's extras.
 struct TestParams {
     bool udp = false;
-    int streams = 1;                  // per direction
-    double duration = 10;             // seconds; 0: until `bytes` or `blocks`
+    int streams = 1;       // per direction
+    double duration = 10;  // seconds; 0: until `bytes` or `blocks`
     std::size_t length = 128 * 1024;
-    bool reverse = false;             // the server sends
-    bool bidir = false;               // both send (iperf3 --bidir)
-    std::uint64_t bitrate = 0;        // bits/s per stream; 0: unthrottled
-    bool bitrate_default = false;     // no -b given: a zcperf peer runs UDP unthrottled, iperf3 at 1 Mbit/s
-    std::uint64_t bytes = 0;          // -n: end after this many bytes (0: by time)
-    std::uint64_t blocks = 0;         // -k: end after this many sends
-    double omit = 0;                  // -O: seconds not counted at the start
-    bool nodelay = false;             // -N
-    int window = 0;                   // -w: SO_SNDBUF and SO_RCVBUF of the data sockets (0: kernel's)
+    bool reverse = false;          // the server sends
+    bool bidir = false;            // both send (iperf3 --bidir)
+    std::uint64_t bitrate = 0;     // bits/s per stream; 0: unthrottled
+    bool bitrate_default = false;  // no -b given: a zcperf peer runs UDP unthrottled, iperf3 at 1 Mbit/s
+    std::uint64_t bytes = 0;       // -n: end after this many bytes (0: by time)
+    std::uint64_t blocks = 0;      // -k: end after this many sends
+    double omit = 0;               // -O: seconds not counted at the start
+    bool nodelay = false;          // -N
+    int window = 0;                // -w: SO_SNDBUF and SO_RCVBUF of the data sockets (0: kernel's)
     bool get_server_output = false;
-    bool udp64 = false;               // 64-bit UDP sequence numbers
+    bool udp64 = false;  // 64-bit UDP sequence numbers
     // zcperf's extras (a stock iperf3 peer neither sends nor reads them)
     zcio::Strategy strategy = zcio::Strategy::automatic;
     // How the receiving end receives; unset: its own choice (the server's --recv, default auto).
     std::optional<zcio::RecvStrategy> recv;
     CompletionModel completion = CompletionModel::storage;
     std::uint16_t udp_gso = 0;
-    bool verify = false;              // TCP: the payload is a stream-offset pattern the receiver checks
-    std::size_t working_set = 0;      // the local sender's payload working set (--working-set; not sent)
+    bool verify = false;          // TCP: the payload is a stream-offset pattern the receiver checks
+    std::size_t working_set = 0;  // the local sender's payload working set (--working-set; not sent)
+    bool udp_header = true;       // UDP: iperf3's header in every datagram (the sink: no reader; not sent)
+    int fanout = 0;               // --fanout: destinations per sending socket (send-only, sink; not sent)
     // Set by parse_params(): the params carried zcperf's extras (the client is zcperf).
     bool zcperf_peer = false;
-    std::string client_version;       // what the client says it is (escaped)
-    std::vector<std::string> ignored; // iperf3 options this end does not apply (said in its output)
+    std::string client_version;        // what the client says it is (escaped)
+    std::vector<std::string> ignored;  // iperf3 options this end does not apply (said in its output)
 
     double total_seconds() const noexcept { return duration + omit; }
 };
@@ -107,7 +109,7 @@ std::string check_params(const TestParams& p);
 
 struct ParamsResult {
     std::optional<TestParams> params;
-    std::string error;  // why not, when params is empty
+    std::string error;                   // why not, when params is empty
     int error_number = ie::recv_params;  // the iperf3 error number to refuse with
 };
 // The JSON of a params frame (without its length). Never throws.
@@ -118,7 +120,7 @@ std::string serialize_params(const TestParams& p);
 // flag (the reader knows it from its own streams) and zcperf's figures.
 struct PeerResults {
     SideReport report;
-    bool zcperf = false;                  // the peer is zcperf: its zcio figures are in the report
+    bool zcperf = false;                       // the peer is zcperf: its zcio figures are in the report
     std::optional<std::string> server_output;  // --get-server-output: the server's text or JSON
     bool server_output_is_json = false;
 };

@@ -32,14 +32,23 @@ int usable_cores() {
 int process_thread_count() {
     std::error_code ec;
     int n = 0;
-    for (auto it = std::filesystem::directory_iterator("/proc/self/task", ec); !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) ++n;
+    for (auto it = std::filesystem::directory_iterator("/proc/self/task", ec);
+         !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+        ++n;
     return n;
 }
 
-DataPhase::DataPhase(std::vector<LocalStream>& streams, const TestParams& p, const RunSettings& rs, Clock::time_point start,
-                     std::vector<IntervalRecord>& intervals)
-    : p_(p), rs_(rs), start_(start), intervals_(intervals), streams_(streams), lives_(streams.size()),
-      last_interval_bytes_(streams.size(), 0), omitted_(streams.size(), 0), cpu0_(process_cpu_now()) {
+DataPhase::DataPhase(std::vector<LocalStream>& streams, const TestParams& p, const RunSettings& rs,
+                     Clock::time_point start, std::vector<IntervalRecord>& intervals)
+    : p_(p),
+      rs_(rs),
+      start_(start),
+      intervals_(intervals),
+      streams_(streams),
+      lives_(streams.size()),
+      last_interval_bytes_(streams.size(), 0),
+      omitted_(streams.size(), 0),
+      cpu0_(process_cpu_now()) {
     for (std::size_t i = 0; i < streams.size(); ++i) (streams[i].sender ? send_ : recv_).push_back(i);
     if (p.bytes) budget_.bytes = static_cast<std::int64_t>(p.bytes);
     if (p.blocks) budget_.blocks = static_cast<std::int64_t>(p.blocks);
@@ -65,13 +74,13 @@ void DataPhase::start_senders(const TestParams& p) {
     spec.bitrate = p.bitrate;
     spec.budget = &budget_;
     spec.stop = &stop_send_;
-    spec.udp_header = p.udp;
+    spec.udp_header = p.udp && p.udp_header;
     spec.udp64 = p.udp64;
     send_thread_count_ = std::min<std::size_t>(send_.size(), static_cast<std::size_t>(usable_cores()));
     shares_.resize(send_thread_count_);
     for (std::size_t k = 0; k < send_.size(); ++k) {
         const std::size_t i = send_[k];
-        shares_[k % send_thread_count_].push_back({streams_[i].fd.get(), streams_[i].id, &lives_[i]});
+        shares_[k % send_thread_count_].push_back({streams_[i].fd.get(), streams_[i].id, &lives_[i], streams_[i].to});
     }
     send_results_.resize(send_thread_count_);
     for (std::size_t t = 0; t < send_thread_count_; ++t)
@@ -110,7 +119,8 @@ Clock::duration DataPhase::receive_silence() const {
 std::chrono::milliseconds DataPhase::wait_hint() const {
     double next = 0.05;
     if (rs_.interval > 0)
-        next = std::min(next, std::max(0.0, (static_cast<double>(intervals_.size()) + 1) * rs_.interval - since(start_)));
+        next =
+            std::min(next, std::max(0.0, (static_cast<double>(intervals_.size()) + 1) * rs_.interval - since(start_)));
     return std::chrono::milliseconds(static_cast<long>(next * 1000) + 1);
 }
 
@@ -121,13 +131,15 @@ std::optional<std::string> DataPhase::tick() {
         omit_taken_ = true;
     }
     while (rs_.interval > 0 && now >= (static_cast<double>(intervals_.size()) + 1) * rs_.interval)
-        record_interval(static_cast<double>(intervals_.size()) * rs_.interval, (static_cast<double>(intervals_.size()) + 1) * rs_.interval);
+        record_interval(static_cast<double>(intervals_.size()) * rs_.interval,
+                        (static_cast<double>(intervals_.size()) + 1) * rs_.interval);
     if (progress_ && now - last_progress_ >= 0.5) {
         last_progress_ = now;
         std::uint64_t total = 0;
         for (auto& l : lives_) total += l.bytes.load(std::memory_order_relaxed);
-        fmt::print(stderr, "\r[{:6.1f}/{:.1f} s] {} {}, {}\033[K", now, p_.total_seconds(), send_.empty() ? "received" : "sent",
-                   format_bytes(static_cast<double>(total)), format_bitrate(now > 0 ? 8.0 * static_cast<double>(total) / now : 0));
+        fmt::print(stderr, "\r[{:6.1f}/{:.1f} s] {} {}, {}\033[K", now, p_.total_seconds(),
+                   send_.empty() ? "received" : "sent", format_bytes(static_cast<double>(total)),
+                   format_bitrate(now > 0 ? 8.0 * static_cast<double>(total) / now : 0));
         std::fflush(stderr);
         drawn_ = true;
     }
@@ -143,7 +155,8 @@ std::optional<std::string> DataPhase::tick() {
             last_sent_total_ = total;
             last_send_progress_ = Clock::now();
         } else if (Clock::now() - last_send_progress_ > limit) {
-            return fmt::format("the peer has taken no data for {} ms (--rcv-timeout): the peer or the network stopped", limit.count());
+            return fmt::format("the peer has taken no data for {} ms (--rcv-timeout): the peer or the network stopped",
+                               limit.count());
         }
     }
     return std::nullopt;
@@ -162,8 +175,10 @@ void DataPhase::record_interval(double from, double to) {
         std::uint64_t sum = 0;
         for (std::size_t i = 0; i < iv.bytes.size(); ++i) {
             sum += iv.bytes[i];
-            fmt::print("[{:3}] {:6.2f}-{:<6.2f} sec  {:>12}  {:>16}{}\n", streams_[i].id, from, to, format_bytes(static_cast<double>(iv.bytes[i])),
-                       format_bitrate(8.0 * static_cast<double>(iv.bytes[i]) / (to - from)), to <= p_.omit ? "  (omitted)" : "");
+            fmt::print("[{:3}] {:6.2f}-{:<6.2f} sec  {:>12}  {:>16}{}\n", streams_[i].id, from, to,
+                       format_bytes(static_cast<double>(iv.bytes[i])),
+                       format_bitrate(8.0 * static_cast<double>(iv.bytes[i]) / (to - from)),
+                       to <= p_.omit ? "  (omitted)" : "");
         }
         if (iv.bytes.size() > 1)
             fmt::print("[SUM] {:6.2f}-{:<6.2f} sec  {:>12}  {:>16}\n", from, to, format_bytes(static_cast<double>(sum)),
@@ -178,14 +193,16 @@ void DataPhase::wait_sent_acknowledged(std::chrono::milliseconds limit) const {
     const auto deadline = Clock::now() + limit;
     for (std::size_t i : send_) {
         int queued = 0;
-        while (::ioctl(streams_[i].fd.get(), SIOCOUTQ, &queued) == 0 && queued > 0 && Clock::now() < deadline && !stop_requested().load())
+        while (::ioctl(streams_[i].fd.get(), SIOCOUTQ, &queued) == 0 && queued > 0 && Clock::now() < deadline &&
+               !stop_requested().load())
             std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
     // Acknowledged is only in the peer's receive queue (up to tcp_rmem's 32 MiB here). Its reader
     // has taken it when the window it advertises stops opening: each read it makes opens it.
     std::vector<std::uint32_t> window(send_.size(), 0);
     auto last_change = Clock::now();
-    while (Clock::now() < deadline && Clock::now() - last_change < std::chrono::milliseconds(50) && !stop_requested().load()) {
+    while (Clock::now() < deadline && Clock::now() - last_change < std::chrono::milliseconds(50) &&
+           !stop_requested().load()) {
         for (std::size_t k = 0; k < send_.size(); ++k) {
             tcp_info info{};
             socklen_t len = sizeof info;

@@ -19,6 +19,7 @@
 #include <chrono>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -29,9 +30,9 @@ using Clock = std::chrono::steady_clock;
 
 // How the local half reports while it runs.
 struct RunSettings {
-    double interval = 0;          // seconds between interval records (0: none)
-    bool print_intervals = false; // print them as they happen (text mode)
-    bool progress = false;        // live line on stderr
+    double interval = 0;           // seconds between interval records (0: none)
+    bool print_intervals = false;  // print them as they happen (text mode)
+    bool progress = false;         // live line on stderr
     // Called once every data connection is up, before the clocks start (text mode prints them).
     std::function<void(const TestRecord&)> on_connected;
     // How this end receives when the test does not say (TestParams::recv): the server's --recv.
@@ -39,7 +40,7 @@ struct RunSettings {
     // A peer silent this long (no data to receive, no progress sending, no word on the control
     // connection from a zcperf peer) ends the test (iperf3's --rcv-timeout).
     std::chrono::milliseconds rcv_timeout{4000};
-    bool verbose = false;         // -V
+    bool verbose = false;  // -V
     // Sending ends this much before the test's time: a stock iperf3 receiver counts only until its
     // own timer fires, so what is still queued then would be sent but never counted.
     std::chrono::milliseconds stop_sending_early{0};
@@ -50,6 +51,7 @@ struct LocalStream {
     zcio::UniqueFd fd;
     int id = 0;
     bool sender = false;
+    std::span<const SocketAddress> to = {};  // --fanout: an unconnected socket's destinations
 };
 
 class DataPhase {
@@ -65,8 +67,8 @@ public:
     // How long the caller may wait before the next tick().
     std::chrono::milliseconds wait_hint() const;
 
-    bool senders_done() const;        // every sending stream finished (time, budget, error, stop)
-    bool receivers_done() const;      // every receiving stream ended (TCP: EOF)
+    bool senders_done() const;    // every sending stream finished (time, budget, error, stop)
+    bool receivers_done() const;  // every receiving stream ended (TCP: EOF)
     bool has_senders() const noexcept { return !send_.empty(); }
     bool has_receivers() const noexcept { return !recv_.empty(); }
     // Bytes received so far on the stream `id` (0 if it is not a receiving stream).
@@ -77,9 +79,9 @@ public:
     // a stock iperf3 receiver stops counting at TEST_END, so the end waits for the data to arrive.
     void wait_sent_acknowledged(std::chrono::milliseconds limit) const;
 
-    void stop_sending();              // no send after this returns; joins the sending threads
-    void stop_receiving();            // joins the receiving thread
-    SideReport report();              // after both stops: this end's figures, in stream id order
+    void stop_sending();    // no send after this returns; joins the sending threads
+    void stop_receiving();  // joins the receiving thread
+    SideReport report();    // after both stops: this end's figures, in stream id order
 
 private:
     void start_senders(const TestParams& p);
@@ -91,10 +93,10 @@ private:
     Clock::time_point start_;
     std::vector<IntervalRecord>& intervals_;
     std::vector<LocalStream>& streams_;
-    std::vector<std::size_t> send_, recv_;       // indexes into streams_
+    std::vector<std::size_t> send_, recv_;           // indexes into streams_
     std::vector<std::vector<StreamSocket>> shares_;  // per sending thread; alive while it runs
     std::vector<StreamSocket> recv_sockets_;
-    std::vector<Live> lives_;                     // per stream
+    std::vector<Live> lives_;  // per stream
     std::vector<std::uint64_t> last_interval_bytes_, omitted_;
     bool omit_taken_ = false;
     SendBudget budget_;

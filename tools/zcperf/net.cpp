@@ -1,6 +1,5 @@
 #include "net.hpp"
 
-
 #include <zcio/error.hpp>
 
 #include <arpa/inet.h>
@@ -12,10 +11,11 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
-#include <fmt/format.h>
 #include <optional>
 
 namespace zcperf {
@@ -60,7 +60,8 @@ std::string describe(const sockaddr* sa) {
     sockaddr_storage ss{};
     std::memcpy(&ss, sa, sa->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in));
     auto host = address_string(ss);
-    return sa->sa_family == AF_INET6 ? fmt::format("[{}]:{}", host, address_port(ss)) : fmt::format("{}:{}", host, address_port(ss));
+    return sa->sa_family == AF_INET6 ? fmt::format("[{}]:{}", host, address_port(ss))
+                                     : fmt::format("{}:{}", host, address_port(ss));
 }
 
 // Polls one fd for `events` up to `timeout`, waking every 100 ms to look at the stop flag.
@@ -113,8 +114,11 @@ zcio::UniqueFd listen_tcp(std::uint16_t port, int family, const std::string& bin
             ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
         if (::bind(fd.get(), a->ai_addr, a->ai_addrlen) != 0) {
             int e = errno;
-            if (e == EADDRINUSE) throw Error(fmt::format("port {} is in use: another server is listening there (pick another with -p)", port));
-            if (e == EACCES) throw Error(fmt::format("no permission to listen on port {}: use a port above 1023", port));
+            if (e == EADDRINUSE)
+                throw Error(
+                    fmt::format("port {} is in use: another server is listening there (pick another with -p)", port));
+            if (e == EACCES)
+                throw Error(fmt::format("no permission to listen on port {}: use a port above 1023", port));
             last = fmt::format("bind {}: {}", describe(a->ai_addr), err(e));
             continue;
         }
@@ -205,9 +209,35 @@ zcio::UniqueFd bound_udp(int family, std::uint16_t port) {
         s4->sin_port = htons(port);
         len = sizeof *s4;
     }
-    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) throw Error(fmt::format("UDP bind to port {}: {}", port, err(errno)));
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0)
+        throw Error(fmt::format("UDP bind to port {}: {}", port, err(errno)));
     int big = 8 << 20;
     ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+    return fd;
+}
+
+std::vector<SocketAddress> udp_destinations(const std::string& host, std::uint16_t port, int count, int family) {
+    AddrInfo res = resolve(host, port, family, SOCK_DGRAM, false);
+    SocketAddress first;
+    std::memcpy(&first.storage, res.ai->ai_addr, res.ai->ai_addrlen);
+    first.len = res.ai->ai_addrlen;
+    return udp_destinations(first, count);
+}
+
+std::vector<SocketAddress> udp_destinations(const SocketAddress& first, int count) {
+    std::vector<SocketAddress> to(static_cast<std::size_t>(std::max(count, 0)), first);
+    const std::uint16_t port = address_port(first.storage);
+    for (std::size_t k = 0; k < to.size(); ++k) {
+        const auto at = htons(static_cast<std::uint16_t>(port + k));
+        if (first.storage.ss_family == AF_INET6) reinterpret_cast<sockaddr_in6*>(&to[k].storage)->sin6_port = at;
+        else reinterpret_cast<sockaddr_in*>(&to[k].storage)->sin_port = at;
+    }
+    return to;
+}
+
+zcio::UniqueFd unconnected_udp(int family) {
+    zcio::UniqueFd fd(::socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (!fd) throw Error("UDP socket: " + err(errno));
     return fd;
 }
 
@@ -248,7 +278,8 @@ namespace {
 sockaddr_storage sockname(int fd, bool peer) {
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
-    int rc = peer ? ::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) : ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+    int rc = peer ? ::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len)
+                  : ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
     if (rc != 0) ss.ss_family = AF_UNSPEC;
     return ss;
 }
@@ -268,7 +299,8 @@ void write_all(int fd, std::string_view data, Millis timeout) {
             continue;
         }
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-            if (!wait_for(fd, POLLOUT, timeout)) throw Error(stop_requested().load() ? "interrupted" : "timed out writing to the peer");
+            if (!wait_for(fd, POLLOUT, timeout))
+                throw Error(stop_requested().load() ? "interrupted" : "timed out writing to the peer");
             continue;
         }
         throw Error("the peer went away: " + err(errno));
@@ -279,7 +311,8 @@ std::string read_exact(int fd, std::size_t n, Millis timeout) {
     std::string out(n, '\0');
     std::size_t got = 0;
     while (got < n) {
-        if (!wait_for(fd, POLLIN, timeout)) throw Error(stop_requested().load() ? "interrupted" : "timed out reading from the peer");
+        if (!wait_for(fd, POLLIN, timeout))
+            throw Error(stop_requested().load() ? "interrupted" : "timed out reading from the peer");
         ssize_t r = ::recv(fd, out.data() + got, n - got, MSG_DONTWAIT);
         if (r > 0) got += static_cast<std::size_t>(r);
         else if (r == 0) throw Error("the peer closed the connection");
@@ -326,7 +359,8 @@ signed char ControlChannel::expect_state(Millis timeout, std::string_view what) 
 
 std::string ControlChannel::read_bytes(std::size_t n, Millis timeout, std::string_view what) {
     if (!fill(n, std::chrono::steady_clock::now() + timeout))
-        throw Error(fmt::format("timed out waiting for {} ({} of {} bytes in {} ms)", what, buf_.size(), n, timeout.count()));
+        throw Error(
+            fmt::format("timed out waiting for {} ({} of {} bytes in {} ms)", what, buf_.size(), n, timeout.count()));
     std::string out = buf_.substr(0, n);
     buf_.erase(0, n);
     return out;
@@ -340,15 +374,19 @@ std::string ControlChannel::read_frame(Millis timeout, std::size_t max, std::str
                             (static_cast<std::uint32_t>(static_cast<unsigned char>(len[2])) << 8) |
                             static_cast<std::uint32_t>(static_cast<unsigned char>(len[3]));
     if (n == 0 || n > max) throw Error(fmt::format("{}: a frame of {} bytes (at most {} allowed)", what, n, max));
-    const auto left = std::max(Millis(1), std::chrono::duration_cast<Millis>(deadline - std::chrono::steady_clock::now()));
+    const auto left =
+        std::max(Millis(1), std::chrono::duration_cast<Millis>(deadline - std::chrono::steady_clock::now()));
     return read_bytes(n, left, what);
 }
 
-void ControlChannel::write_state(signed char s, Millis timeout) { write_all(fd_, std::string_view(reinterpret_cast<const char*>(&s), 1), timeout); }
+void ControlChannel::write_state(signed char s, Millis timeout) {
+    write_all(fd_, std::string_view(reinterpret_cast<const char*>(&s), 1), timeout);
+}
 
 void ControlChannel::write_frame(std::string_view json, Millis timeout) {
     const auto n = static_cast<std::uint32_t>(json.size());
-    std::string frame{static_cast<char>(n >> 24), static_cast<char>(n >> 16), static_cast<char>(n >> 8), static_cast<char>(n)};
+    std::string frame{static_cast<char>(n >> 24), static_cast<char>(n >> 16), static_cast<char>(n >> 8),
+                      static_cast<char>(n)};
     frame.append(json);
     write_all(fd_, frame, timeout);
 }

@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace zcperf {
 
@@ -39,6 +40,20 @@ zcio::UniqueFd connect_udp(const std::string& host, std::uint16_t port, int fami
 // SO_REUSEADDR so several sockets can share the port: iperf3's UDP streams all arrive on the
 // server's port, each on a socket connected to its client.
 zcio::UniqueFd bound_udp(int family, std::uint16_t port = 0);
+
+// An IPv4 or IPv6 address and port, as the kernel takes it (a destination per send: --fanout).
+struct SocketAddress {
+    sockaddr_storage storage{};
+    socklen_t len = 0;
+    const sockaddr* get() const noexcept { return reinterpret_cast<const sockaddr*>(&storage); }
+};
+// `count` destinations for one unconnected UDP socket: host's first address (of `family`, if not
+// AF_UNSPEC) at ports port .. port + count - 1. Throws Error when host does not resolve.
+std::vector<SocketAddress> udp_destinations(const std::string& host, std::uint16_t port, int count, int family);
+// The same ports of an address already known.
+std::vector<SocketAddress> udp_destinations(const SocketAddress& first, int count);
+// An unbound, unconnected UDP socket of `family` (the kernel binds it at its first send).
+zcio::UniqueFd unconnected_udp(int family);
 
 // Waits for a connection (or stop / timeout: returns an empty fd). timeout zero: no limit.
 zcio::UniqueFd accept_with_timeout(int listen_fd, Millis timeout);

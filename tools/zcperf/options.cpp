@@ -1,7 +1,7 @@
 #include "options.hpp"
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include <sys/socket.h>
 #include <unistd.h>
@@ -62,8 +62,9 @@ struct Iperf3Flags {
 };
 
 void add_iperf3_flags(CLI::App& app, Options& o, Iperf3Flags& f) {
-    app.add_option("-b,--bitrate", f.bitrate, "Target bitrate per stream, bits/s with K/M/G (default: TCP unlimited; UDP\n"
-                                              "unthrottled against zcperf, iperf3's 1 Mbit/s against a stock iperf3 server)")
+    app.add_option("-b,--bitrate", f.bitrate,
+                   "Target bitrate per stream, bits/s with K/M/G (default: TCP unlimited; UDP\n"
+                   "unthrottled against zcperf, iperf3's 1 Mbit/s against a stock iperf3 server)")
         ->option_text("RATE");
     app.add_option("-n,--bytes", f.bytes, "Bytes to send (K/M/G), instead of -t")->option_text("BYTES");
     app.add_option("-k,--blockcount", f.blocks, "Sends (blocks) to make, instead of -t")->option_text("N");
@@ -77,7 +78,8 @@ void add_iperf3_flags(CLI::App& app, Options& o, Iperf3Flags& f) {
     app.add_flag("--get-server-output", o.get_server_output, "Show the server's own report of the test");
     app.add_option("--logfile", o.logfile, "Write the output to FILE instead of the terminal")->option_text("FILE");
     app.add_flag("-V,--verbose", o.verbose, "Say more: versions, the peer, what each end applied");
-    app.add_option("--rcv-timeout", o.rcv_timeout_ms, "Milliseconds of silence from the peer that end the test (default 4000)")
+    app.add_option("--rcv-timeout", o.rcv_timeout_ms,
+                   "Milliseconds of silence from the peer that end the test (default 4000)")
         ->option_text("MS");
     app.add_option("--server-max-memory", f.server_max_memory,
                    "Server: the most memory one test may make it allocate (K/M/G; default 256M)")
@@ -107,6 +109,197 @@ std::string apply_iperf3_flags(const CLI::App& app, Options& o, const Iperf3Flag
     return {};
 }
 
+// What the command line said as text, before it is checked and applied to Options.
+struct CommandLine {
+    bool server = false, v4 = false, v6 = false, sweep = false, features = false, no_progress = false;
+    std::string client, length, strategy, completion = "storage", target, sizes, recv, working_set;
+    Iperf3Flags iperf3;
+};
+
+// iperf3's own options: the test and its streams.
+void add_test_options(CLI::App& app, Options& o, CommandLine& c) {
+    app.add_flag("-s,--server", c.server, "Run as a server");
+    app.add_option("-c,--client", c.client, "Run as a client, sending to HOST")->option_text("HOST");
+    app.add_option("-p,--port", o.port, "Server port (default 5201; -s -p 0: any free port, printed)")
+        ->option_text("PORT");
+    app.add_option("-t,--time", o.duration, "Seconds to send (default 10; in a sweep: per cell, default 0.4)")
+        ->option_text("SECONDS");
+    app.add_option("-l,--length", c.length, "Bytes per send, K/M suffixes (default 128K TCP, 1460 UDP)")
+        ->option_text("BYTES");
+    app.add_flag("-u,--udp", o.udp, "UDP instead of TCP (unthrottled)");
+    app.add_option("-P,--parallel", o.parallel,
+                   "Parallel streams (1..256), multiplexed over at most one sending thread (ring + engine) per core")
+        ->option_text("N");
+    app.add_flag("-R,--reverse", o.reverse, "Reverse: the server sends, the client receives");
+    app.add_option("-i,--interval", o.interval, "Seconds between interval reports (0: none)")->option_text("SECONDS");
+    app.add_flag("-4,--version4", c.v4, "IPv4 only");
+    app.add_flag("-6,--version6", c.v6, "IPv6 only");
+    app.add_flag("-J,--json", o.json, "Output JSON (iperf3's layout plus a `zcio` object per stream)");
+    app.add_flag("-1,--one-off", o.one_off, "Server: serve one test, then exit");
+}
+
+// zcperf's own: how zcio sends and receives, send-only runs and the sweep.
+void add_zcio_options(CLI::App& app, Options& o, CommandLine& c) {
+    app.add_option("--strategy", c.strategy,
+                   "plain|copy|msg-zerocopy|zc|zc-fixed|sendmsg-zc|auto (default auto);\n"
+                   "with --sweep a comma list or `all` (default all)")
+        ->option_text("NAME");
+    app.add_option("--recv", c.recv,
+                   "plain|multishot|bundle|zcrx|auto: how the receiving end receives (zcio::Receiver;\n"
+                   "default auto); with --sweep a comma list or `all`: the receive sweep")
+        ->option_text("NAME");
+    app.add_option("--completion", c.completion,
+                   "two-step|storage|group: how the sender learns a buffer is free (default storage)")
+        ->option_text("MODEL");
+    app.add_flag("--verify", o.verify, "TCP: send a stream-offset pattern; the receiving end checks every byte");
+    app.add_option("--gso", o.udp_gso, "UDP: segment each send into datagrams of this size (UDP_SEGMENT)")
+        ->option_text("BYTES");
+    app.add_flag("--send-only", o.send_only, "Client: send to HOST:PORT without a server or control connection");
+    app.add_option("--fanout", o.fanout,
+                   "UDP --send-only or the sink: one unconnected socket per stream sends round robin to N\n"
+                   "destinations (ports PORT..PORT+N-1 of HOST; of the sink's test host), --gso given with\n"
+                   "every send: how QUIC servers and media relays send (1..1024)")
+        ->option_text("N");
+    app.add_flag("--sweep", c.sweep, "Strategies x payload sizes, side by side: table, CSV, JSON, plot");
+    app.add_option("--target", c.target, "Local target without setup: loopback | sink (root; UDP into a netns sink)")
+        ->option_text("WHERE");
+    app.add_option("--sizes", c.sizes, "Sweep payload sizes, comma-separated (default by target)")->option_text("LIST");
+    app.add_option("--repeat", o.repeat, "Sweep repetitions, alternating strategies (default 3)")->option_text("N");
+    app.add_option("--plot", o.plot, "Sweep: draw throughput vs size here (.svg or .png; `none`: no plot)")
+        ->option_text("FILE");
+    app.add_option("--out", o.out_dir, "Sweep: directory for zcperf-sweep.{csv,json,svg} (default .)")
+        ->option_text("DIR");
+    // Send buffers: payload_buffers.hpp says what each strategy's working set is.
+    app.add_option("--working-set", c.working_set,
+                   "Bytes of send buffers every strategy cycles through, in order (K/M/G suffixes); default 0:\n"
+                   "warm: plain and copy resend one buffer, as a send() loop or iperf3 does; zero-copy\n"
+                   "strategies and auto cycle through the buffers they keep in flight (up to 8 MiB a stream)")
+        ->option_text("BYTES");
+    app.add_flag("--features", c.features, "Print what this kernel supports (zcio's probe) and exit");
+    app.add_flag("--no-progress", c.no_progress, "No live progress line on stderr");
+}
+
+// CLI11's parse: -1 to go on, else the exit code (--help: 0; a parse error: 2, said in one line).
+int parse(CLI::App& app, int argc, char** argv) {
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        std::ostringstream out, err;
+        app.exit(e, out, err);
+        std::string msg = err.str();
+        while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+        // CLI11 prints "Run with --help ..." after the error; keep it on one line each.
+        fmt::print(stderr, "zcperf: {}\n", msg.empty() ? std::string(e.what()) : msg);
+        return 2;
+    }
+    return -1;
+}
+
+// Comma lists: each item through `parse_item`, which returns the usage error or empty.
+template <typename ParseItem>
+std::string for_each_item(const std::string& list, ParseItem parse_item) {
+    std::stringstream ss(list);
+    std::string item;
+    while (std::getline(ss, item, ','))
+        if (auto why = parse_item(item); !why.empty()) return why;
+    return {};
+}
+
+std::string apply_strategies(const std::string& text, Options& o) {
+    if (text.empty()) return {};
+    if (text == "all") {
+        o.strategies.assign(std::begin(zcio::all_strategies), std::end(zcio::all_strategies));
+        return o.mode == Mode::sweep ? std::string() : "--strategy all needs --sweep";
+    }
+    return for_each_item(text, [&](const std::string& item) -> std::string {
+        auto s = zcio::parse_strategy(item);
+        if (!s)
+            return fmt::format(
+                "--strategy {}: unknown; use plain, copy, msg-zerocopy, zc, zc-fixed, sendmsg-zc, auto or all", item);
+        o.strategies.push_back(*s);
+        return {};
+    });
+}
+
+std::string apply_recv(const std::string& text, Options& o) {
+    if (text.empty()) return {};
+    std::vector<zcio::RecvStrategy> list;
+    if (text == "all") {
+        list = {zcio::RecvStrategy::plain, zcio::RecvStrategy::multishot, zcio::RecvStrategy::bundle,
+                zcio::RecvStrategy::zcrx, zcio::RecvStrategy::automatic};
+    } else {
+        auto why = for_each_item(text, [&](const std::string& item) -> std::string {
+            auto r = zcio::parse_recv_strategy(item);
+            if (!r)
+                return fmt::format(
+                    "--recv {}: unknown; use plain, multishot, bundle, zcrx, auto (or all, with --sweep)", item);
+            list.push_back(*r);
+            return {};
+        });
+        if (!why.empty()) return why;
+    }
+    if (o.mode == Mode::sweep) {
+        o.recv_sweep = std::move(list);
+        return {};
+    }
+    if (list.size() != 1) return "several receive strategies need --sweep";
+    o.recv = list.front();
+    return {};
+}
+
+// -l, --sizes, --working-set and --target: sizes and names from their text.
+std::string apply_sizes_and_target(const CommandLine& c, Options& o) {
+    if (!c.length.empty()) {
+        auto v = parse_size(c.length);
+        if (!v) return fmt::format("-l {}: not a size (bytes, with an optional K, M or G)", c.length);
+        if (*v == 0) return "-l must be at least 1 byte";
+        o.length = *v;
+    }
+    if (!c.target.empty()) {
+        if (c.target == "loopback") o.target = Target::loopback;
+        else if (c.target == "sink") o.target = Target::sink;
+        else return fmt::format("--target {}: use loopback or sink", c.target);
+    }
+    auto why = for_each_item(c.sizes, [&](const std::string& item) -> std::string {
+        auto v = parse_size(item);
+        if (!v || *v == 0) return fmt::format("--sizes: \"{}\" is not a size", item);
+        o.sizes.push_back(*v);
+        return {};
+    });
+    if (!why.empty()) return why;
+    if (!c.working_set.empty()) {
+        auto v = parse_size(c.working_set);
+        if (!v || *v > (4ull << 30)) return fmt::format("--working-set {}: a size up to 4G", c.working_set);
+        o.working_set = *v;
+    }
+    return {};
+}
+
+Mode mode_of(const CommandLine& c) {
+    if (c.features) return Mode::features;
+    if (c.server) return Mode::server;
+    if (!c.client.empty() && !c.sweep) return Mode::client;
+    return Mode::sweep;  // --sweep, --target, or nothing at all: the default sweep
+}
+
+// Everything given as text, in the order the usage errors are told. Empty, or the usage error.
+std::string apply(const CLI::App& app, const CommandLine& c, Options& o) {
+    if (c.server && !c.client.empty()) return "-s and -c exclude each other";
+    o.mode = mode_of(c);
+    o.host = c.client;
+    if (auto why = apply_sizes_and_target(c, o); !why.empty()) return why;
+    if (auto why = apply_strategies(c.strategy, o); !why.empty()) return why;
+    if (auto why = apply_recv(c.recv, o); !why.empty()) return why;
+    if (app.count("--fanout") && (o.fanout < 1 || o.fanout > 1024))
+        return fmt::format("--fanout {}: 1..1024 destinations", o.fanout);
+    auto completion = parse_completion(c.completion);
+    if (!completion) return fmt::format("--completion {}: use two-step, storage or group", c.completion);
+    o.completion = *completion;
+    return apply_iperf3_flags(app, o, c.iperf3);
+}
+
 }  // namespace
 
 int parse_command_line(int argc, char** argv, Options& o) {
@@ -117,160 +310,49 @@ int parse_command_line(int argc, char** argv, Options& o) {
         "iperf3's options where the meaning is the same: zcperf -s   |   zcperf -c HOST",
         "zcperf"};
     app.get_formatter()->column_width(30);
-
-    bool server = false;
-    std::string client, length, strategy, completion = "storage", target, sizes, recv;
-    bool v4 = false, v6 = false, sweep = false, features = false, no_progress = false;
-
-    app.add_flag("-s,--server", server, "Run as a server");
-    app.add_option("-c,--client", client, "Run as a client, sending to HOST")->option_text("HOST");
-    app.add_option("-p,--port", o.port, "Server port (default 5201; -s -p 0: any free port, printed)")->option_text("PORT");
-    app.add_option("-t,--time", o.duration, "Seconds to send (default 10; in a sweep: per cell, default 0.4)")->option_text("SECONDS");
-    app.add_option("-l,--length", length, "Bytes per send, K/M suffixes (default 128K TCP, 1460 UDP)")->option_text("BYTES");
-    app.add_flag("-u,--udp", o.udp, "UDP instead of TCP (unthrottled)");
-    app.add_option("-P,--parallel", o.parallel, "Parallel streams (1..256), multiplexed over at most one sending thread (ring + engine) per core")->option_text("N");
-    app.add_flag("-R,--reverse", o.reverse, "Reverse: the server sends, the client receives");
-    app.add_option("-i,--interval", o.interval, "Seconds between interval reports (0: none)")->option_text("SECONDS");
-    app.add_flag("-4,--version4", v4, "IPv4 only");
-    app.add_flag("-6,--version6", v6, "IPv6 only");
-    app.add_flag("-J,--json", o.json, "Output JSON (iperf3's layout plus a `zcio` object per stream)");
-    app.add_flag("-1,--one-off", o.one_off, "Server: serve one test, then exit");
-    app.add_option("--strategy", strategy,
-                   "plain|copy|msg-zerocopy|zc|zc-fixed|sendmsg-zc|auto (default auto);\n"
-                   "with --sweep a comma list or `all` (default all)")
-        ->option_text("NAME");
-    app.add_option("--recv", recv,
-                   "plain|multishot|bundle|zcrx|auto: how the receiving end receives (zcio::Receiver;\n"
-                   "default auto); with --sweep a comma list or `all`: the receive sweep")
-        ->option_text("NAME");
-    app.add_option("--completion", completion, "two-step|storage|group: how the sender learns a buffer is free (default storage)")
-        ->option_text("MODEL");
-    app.add_flag("--verify", o.verify, "TCP: send a stream-offset pattern; the receiving end checks every byte");
-    app.add_option("--gso", o.udp_gso, "UDP: segment each send into datagrams of this size (UDP_SEGMENT)")->option_text("BYTES");
-    app.add_flag("--send-only", o.send_only, "Client: send to HOST:PORT without a server or control connection");
-    app.add_flag("--sweep", sweep, "Strategies x payload sizes, side by side: table, CSV, JSON, plot");
-    app.add_option("--target", target, "Local target without setup: loopback | sink (root; UDP into a netns sink)")->option_text("WHERE");
-    app.add_option("--sizes", sizes, "Sweep payload sizes, comma-separated (default by target)")->option_text("LIST");
-    app.add_option("--repeat", o.repeat, "Sweep repetitions, alternating strategies (default 3)")->option_text("N");
-    app.add_option("--plot", o.plot, "Sweep: draw throughput vs size here (.svg or .png; `none`: no plot)")->option_text("FILE");
-    app.add_option("--out", o.out_dir, "Sweep: directory for zcperf-sweep.{csv,json,svg} (default .)")->option_text("DIR");
-    // Send buffers: zcperf-shape's block (payload_buffers.hpp says what each strategy's working set is).
-    std::string working_set;
-    app.add_option("--working-set", working_set,
-                   "Bytes of send buffers every strategy cycles through, in order (K/M/G suffixes); default 0:\n"
-                   "warm: plain and copy resend one buffer, as a send() loop or iperf3 does; zero-copy\n"
-                   "strategies and auto cycle through the buffers they keep in flight (up to 8 MiB a stream)")
-        ->option_text("BYTES");
-    app.add_flag("--features", features, "Print what this kernel supports (zcio's probe) and exit");
-    app.add_flag("--no-progress", no_progress, "No live progress line on stderr");
-    Iperf3Flags iperf3_flags;
-    add_iperf3_flags(app, o, iperf3_flags);
-
-    try {
-        app.parse(argc, argv);
-    } catch (const CLI::CallForHelp& e) {
-        return app.exit(e);
-    } catch (const CLI::ParseError& e) {
-        std::ostringstream out, err;
-        int rc = app.exit(e, out, err);
-        std::string msg = err.str();
-        while (!msg.empty() && msg.back() == '\n') msg.pop_back();
-        // CLI11 prints "Run with --help ..." after the error; keep it on one line each.
-        fmt::print(stderr, "zcperf: {}\n", msg.empty() ? std::string(e.what()) : msg);
-        return rc == 0 ? 2 : 2;
-    }
+    CommandLine c;
+    add_test_options(app, o, c);
+    add_zcio_options(app, o, c);
+    add_iperf3_flags(app, o, c.iperf3);
+    if (int rc = parse(app, argc, argv); rc >= 0) return rc;
 
     o.duration_given = app.count("-t") > 0;
     o.interval_given = app.count("-i") > 0;
     o.target_given = app.count("--target") > 0;
-    o.progress = !no_progress;
-    if (v4 && v6) {
+    o.progress = !c.no_progress;
+    if (c.v4 && c.v6) {
         fmt::print(stderr, "zcperf: -4 and -6 exclude each other\n");
         return 2;
     }
-    o.family = v4 ? AF_INET : v6 ? AF_INET6 : AF_UNSPEC;
-
-    auto usage = [](const std::string& msg) {
-        fmt::print(stderr, "zcperf: {}\nRun with --help for more information.\n", msg);
+    o.family = c.v4 ? AF_INET : c.v6 ? AF_INET6 : AF_UNSPEC;
+    if (auto why = apply(app, c, o); !why.empty()) {
+        fmt::print(stderr, "zcperf: {}\nRun with --help for more information.\n", why);
         return 2;
-    };
-    if (server && !client.empty()) return usage("-s and -c exclude each other");
-    if (features) o.mode = Mode::features;
-    else if (server) o.mode = Mode::server;
-    else if (sweep) o.mode = Mode::sweep;
-    else if (!client.empty()) o.mode = Mode::client;
-    else if (o.target_given) o.mode = Mode::sweep;
-    else o.mode = Mode::sweep;
-    o.host = client;
-
-    if (!length.empty()) {
-        auto v = parse_size(length);
-        if (!v) return usage(fmt::format("-l {}: not a size (bytes, with an optional K, M or G)", length));
-        if (*v == 0) return usage("-l must be at least 1 byte");
-        o.length = *v;
     }
-    if (!target.empty()) {
-        if (target == "loopback") o.target = Target::loopback;
-        else if (target == "sink") o.target = Target::sink;
-        else return usage(fmt::format("--target {}: use loopback or sink", target));
-    }
-    if (!sizes.empty()) {
-        std::stringstream ss(sizes);
-        std::string item;
-        while (std::getline(ss, item, ',')) {
-            auto v = parse_size(item);
-            if (!v || *v == 0) return usage(fmt::format("--sizes: \"{}\" is not a size", item));
-            o.sizes.push_back(*v);
-        }
-    }
-    if (!strategy.empty()) {
-        if (strategy == "all") {
-            o.strategies.assign(std::begin(zcio::all_strategies), std::end(zcio::all_strategies));
-            if (o.mode != Mode::sweep) return usage("--strategy all needs --sweep");
-        } else {
-            std::stringstream ss(strategy);
-            std::string item;
-            while (std::getline(ss, item, ',')) {
-                auto s = zcio::parse_strategy(item);
-                if (!s) return usage(fmt::format("--strategy {}: unknown; use plain, copy, msg-zerocopy, zc, zc-fixed, sendmsg-zc, auto or all", item));
-                o.strategies.push_back(*s);
-            }
-        }
-    }
-    if (!recv.empty()) {
-        std::vector<zcio::RecvStrategy> list;
-        if (recv == "all") {
-            list = {zcio::RecvStrategy::plain, zcio::RecvStrategy::multishot, zcio::RecvStrategy::bundle, zcio::RecvStrategy::zcrx,
-                    zcio::RecvStrategy::automatic};
-        } else {
-            std::stringstream ss(recv);
-            std::string item;
-            while (std::getline(ss, item, ',')) {
-                auto r = zcio::parse_recv_strategy(item);
-                if (!r) return usage(fmt::format("--recv {}: unknown; use plain, multishot, bundle, zcrx, auto (or all, with --sweep)", item));
-                list.push_back(*r);
-            }
-        }
-        if (o.mode == Mode::sweep) {
-            o.recv_sweep = std::move(list);
-        } else {
-            if (list.size() != 1) return usage("several receive strategies need --sweep");
-            o.recv = list.front();
-        }
-    }
-    if (!working_set.empty()) {
-        auto v = parse_size(working_set);
-        if (!v || *v > (4ull << 30)) return usage(fmt::format("--working-set {}: a size up to 4G", working_set));
-        o.working_set = *v;
-    }
-    auto c = parse_completion(completion);
-    if (!c) return usage(fmt::format("--completion {}: use two-step, storage or group", completion));
-    o.completion = *c;
-    if (auto why = apply_iperf3_flags(app, o, iperf3_flags); !why.empty()) return usage(why);
     return -1;
 }
 
 namespace {
+
+// --fanout: many destinations from one socket exist only where zcperf alone sends: UDP --send-only
+// and the sink. A zcperf or iperf3 server takes one peer per stream.
+std::string validate_fanout(const Options& o) {
+    if (o.fanout == 0) return {};
+    if (o.reverse) return "--fanout and -R exclude each other: the local end sends to the destinations";
+    if (o.mode == Mode::sweep) {
+        if (!o.host.empty() || (o.target_given && o.target != Target::sink) || !o.recv_sweep.empty())
+            return "--fanout in a sweep needs the sink target (--target sink, root): a server takes one peer "
+                   "per stream";
+        return {};
+    }
+    if (o.mode != Mode::client || !o.send_only)
+        return "--fanout applies to UDP --send-only (-c HOST -u --send-only) or the sink target: a zcperf or "
+               "iperf3 server takes one peer per stream";
+    if (!o.udp) return "--fanout needs -u: one unconnected socket sends datagrams to many destinations";
+    if (o.port + o.fanout - 1 > 65535)
+        return fmt::format("--fanout {}: ports {}..{} pass 65535", o.fanout, o.port, o.port + o.fanout - 1);
+    return {};
+}
 
 std::string validate_iperf3_options(const Options& o) {
     if (o.end_by_count() && o.duration_given) return "-t, -n and -k exclude each other (one end condition, as iperf3)";
@@ -299,8 +381,10 @@ std::string validate(Options& o) {
     if (o.one_off && o.mode != Mode::server) return "-1 applies to the server (-s)";
     if (o.send_only && o.mode != Mode::client) return "--send-only needs -c HOST";
     if (o.send_only && o.reverse) return "--send-only and -R exclude each other: there is no server to send";
-    if (o.mode == Mode::server && (o.target_given || o.send_only)) return "-s serves; --target and --send-only are client options";
-    if (o.mode == Mode::client && o.target_given) return "-c HOST and --target exclude each other (--target runs its own server or sink)";
+    if (o.mode == Mode::server && (o.target_given || o.send_only))
+        return "-s serves; --target and --send-only are client options";
+    if (o.mode == Mode::client && o.target_given)
+        return "-c HOST and --target exclude each other (--target runs its own server or sink)";
     if (o.mode == Mode::client && o.port == 0) return "-p 0: the client needs the server's port";
     if (o.mode != Mode::sweep && o.strategies.size() > 1) return "several strategies need --sweep";
 
@@ -336,10 +420,12 @@ std::string validate(Options& o) {
         if (auto why = check_len(o.length); !why.empty()) return why;
     }
     if (o.udp_gso && o.effective_length() > static_cast<std::size_t>(o.udp_gso) * 64 && o.mode != Mode::sweep)
-        return fmt::format("--gso {}: a send of {} bytes would need more than 64 segments", o.udp_gso, o.effective_length());
+        return fmt::format("--gso {}: a send of {} bytes would need more than 64 segments", o.udp_gso,
+                           o.effective_length());
     if (o.target == Target::sink && o.target_given && ::geteuid() != 0)
         return "--target sink needs root (it creates network namespaces); try --target loopback";
     if (o.json) o.progress = false;
+    if (auto why = validate_fanout(o); !why.empty()) return why;
     if (auto why = validate_iperf3_options(o); !why.empty()) return why;
     if (!::isatty(STDERR_FILENO)) o.progress = false;
     return {};

@@ -14,8 +14,12 @@ constexpr std::size_t max_working_set_buffers = 1u << 16;
 
 bool copies(zcio::Strategy s) noexcept { return s == zcio::Strategy::plain || s == zcio::Strategy::copy; }
 
+// One buffer serves every send only while its bytes never change. Stamped datagrams change each
+// send: plain's send() has taken them when it returns, but io_uring's copy takes them when the ring
+// submits, after the batch's later stamps (every send of a batch would carry its last sequence).
 bool warm_reuse(const SendSpec& spec) noexcept {
-    return spec.working_set == 0 && copies(spec.strategy) && !spec.verify;
+    const bool payload_changes = spec.verify || (spec.udp_header && spec.strategy == zcio::Strategy::copy);
+    return spec.working_set == 0 && copies(spec.strategy) && !payload_changes;
 }
 
 std::unique_ptr<zcio::BufferArena> make_arena(zcio::Ring& ring, zcio::Strategy strategy, zcio::ArenaOptions ao) {

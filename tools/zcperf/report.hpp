@@ -29,21 +29,21 @@ struct Connection {
 
 struct TestRecord {
     bool server = false;
-    std::string target = "remote";     // remote, loopback, sink, send-only
+    std::string target = "remote";  // remote, loopback, sink, send-only
     TestParams params;
     std::string cookie;
-    std::string host;                  // what the client connected to
+    std::string host;  // what the client connected to
     std::uint16_t port = 0;
-    double timestamp = 0;              // unix seconds when the test started
+    double timestamp = 0;  // unix seconds when the test started
     std::vector<Connection> connected;
     std::vector<IntervalRecord> intervals;
-    SideReport local;                  // this end
-    SideReport remote;                 // the other end (empty when there is none: --send-only)
+    SideReport local;   // this end
+    SideReport remote;  // the other end (empty when there is none: --send-only)
     bool has_remote = false;
-    std::string error;                 // why the test failed, if it did
-    bool peer_is_zcperf = true;        // false: a stock iperf3 peer (its zcio figures cannot be known)
-    std::string peer_version;          // what the peer says it is (escaped)
-    std::vector<std::string> notes;    // what the user should know about this run (said once, in both outputs)
+    std::string error;                         // why the test failed, if it did
+    bool peer_is_zcperf = true;                // false: a stock iperf3 peer (its zcio figures cannot be known)
+    std::string peer_version;                  // what the peer says it is (escaped)
+    std::vector<std::string> notes;            // what the user should know about this run (said once, in both outputs)
     std::optional<std::string> server_output;  // --get-server-output: the server's text or JSON
     bool server_output_is_json = false;
 

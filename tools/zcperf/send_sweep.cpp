@@ -70,7 +70,8 @@ SendCell run_cell(SweepTarget& where, const TestParams& base, const CellPlace& a
 }
 
 // The grid: the strategies asked for (all by default) with plain first for the ratios, and the
-// send() loop where the target has one and the comparison is like for like (one stream, no GSO).
+// send() loop where the target has one and the comparison is like for like (one stream, one
+// peer, no GSO).
 SweepGrid send_grid(const Options& o, bool with_loop) {
     SweepGrid g;
     if (o.strategies.empty())
@@ -78,7 +79,8 @@ SweepGrid send_grid(const Options& o, bool with_loop) {
     else
         for (auto s : o.strategies) g.names.emplace_back(zcio::to_string(s));
     ensure_baseline(g.names, "plain");
-    if (with_loop && o.parallel == 1 && o.udp_gso == 0) g.names.insert(g.names.begin(), send_loop_name);
+    if (with_loop && o.parallel == 1 && o.udp_gso == 0 && o.fanout == 0)
+        g.names.insert(g.names.begin(), send_loop_name);
     g.sizes = o.sizes;
     if (g.sizes.empty())
         g.sizes = o.udp ? std::vector<std::size_t>{1400, 4000, 16000, 60000}

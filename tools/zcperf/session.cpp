@@ -21,7 +21,8 @@ using namespace std::chrono_literals;
 void print_connected(const TestRecord& rec) {
     if (rec.server) fmt::print("Accepted connection from {}, port {}\n", rec.host, rec.port);
     for (const auto& c : rec.connected)
-        fmt::print("[{:3}] local {} port {} connected to {} port {}\n", c.id, c.local_host, c.local_port, c.remote_host, c.remote_port);
+        fmt::print("[{:3}] local {} port {} connected to {} port {}\n", c.id, c.local_host, c.local_port, c.remote_host,
+                   c.remote_port);
     std::fflush(stdout);
 }
 
@@ -36,16 +37,25 @@ RunSettings run_settings(const Options& o) {
 
 }  // namespace
 
-TestRecord run_send_only(std::vector<zcio::UniqueFd>& fds, const TestParams& params, const RunSettings& run, std::string target) {
+TestRecord run_send_only(std::vector<zcio::UniqueFd>& fds, const TestParams& params, const RunSettings& run,
+                         std::string target, std::span<const SocketAddress> to) {
     TestRecord rec;
     rec.params = params;
     rec.params.streams = static_cast<int>(fds.size());
-    if (rec.params.bitrate_default) rec.params.bitrate = 0;  // iperf3's UDP default: no peer to be polite to
+    // No peer: nothing to be polite to (iperf3's 1 Mbit/s UDP default is for a stock server). The
+    // sink's sweep comes here straight from client_params, without send_only().
+    if (rec.params.bitrate_default) rec.params.bitrate = 0;
+    rec.params.fanout = static_cast<int>(to.size());
     rec.target = std::move(target);
     std::vector<LocalStream> streams;
     for (std::size_t i = 0; i < fds.size(); ++i) {
-        streams.push_back({std::move(fds[i]), stream_id(i), true});
-        rec.connected.push_back(describe_connection(streams.back().id, streams.back().fd.get()));
+        streams.push_back({std::move(fds[i]), stream_id(i), true, to});
+        Connection c = describe_connection(streams.back().id, streams.back().fd.get());
+        if (!to.empty()) {  // unconnected: its first destination
+            c.remote_host = address_string(to.front().storage);
+            c.remote_port = address_port(to.front().storage);
+        }
+        rec.connected.push_back(std::move(c));
     }
     rec.timestamp = static_cast<double>(std::time(nullptr));
     if (run.on_connected) run.on_connected(rec);
@@ -82,9 +92,10 @@ int run_server(const Options& o) {
     int rc = 0;
     for (;;) {
         if (!o.json) {
-            fmt::print("-----------------------------------------------------------\nServer listening on {}\n"
-                       "-----------------------------------------------------------\n",
-                       port);
+            fmt::print(
+                "-----------------------------------------------------------\nServer listening on {}\n"
+                "-----------------------------------------------------------\n",
+                port);
             std::fflush(stdout);
         }
         try {
@@ -95,7 +106,9 @@ int run_server(const Options& o) {
             std::fflush(stdout);
             rc = rec->stream_errors().empty() ? 0 : 1;
         } catch (const Error& e) {
-            if (o.json) fmt::print("{}\n", nlohmann::json{{"error", e.what()}}.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
+            if (o.json)
+                fmt::print("{}\n", nlohmann::json{{"error", e.what()}}.dump(2, ' ', false,
+                                                                            nlohmann::json::error_handler_t::replace));
             fmt::print(stderr, "zcperf: test failed: {}\n", escape_peer_text(e.what(), 2048));
             std::fflush(stdout);
             rc = 1;
@@ -127,6 +140,7 @@ TestParams client_params(const Options& o) {
     p.udp_gso = o.udp_gso;
     p.verify = o.verify;
     p.working_set = o.working_set;
+    p.fanout = o.fanout;
     p.recv = o.recv;  // whoever receives (the server; the client with -R) receives this way
     return p;
 }
@@ -135,12 +149,24 @@ namespace {
 
 TestRecord send_only(const Options& o, const TestParams& p, const RunSettings& run) {
     std::vector<zcio::UniqueFd> fds;
+    // --fanout: one unconnected socket per stream, HOST's ports PORT .. PORT + N - 1 in turn.
+    const std::vector<SocketAddress> to =
+        p.fanout ? udp_destinations(o.host, o.port, p.fanout, o.family) : std::vector<SocketAddress>{};
     for (int i = 0; i < p.streams; ++i) {
-        fds.push_back(p.udp ? connect_udp(o.host, o.port, o.family) : connect_tcp(o.host, o.port, o.family, 5000ms));
+        if (!to.empty()) fds.push_back(unconnected_udp(to.front().storage.ss_family));
+        else if (p.udp) fds.push_back(connect_udp(o.host, o.port, o.family));
+        else fds.push_back(connect_tcp(o.host, o.port, o.family, 5000ms));
         apply_data_socket_options(fds.back().get(), p);
     }
-    if (!o.json) fmt::print("Sending to {}, port {} (send-only: sender figures only)\n", o.host, o.port);
-    TestRecord rec = run_send_only(fds, p, run, "send-only");
+    if (!o.json && to.empty()) {
+        fmt::print("Sending to {}, port {} (send-only: sender figures only)\n", o.host, o.port);
+    } else if (!o.json) {
+        fmt::print(
+            "Sending to {}, ports {}..{}, round robin from one unconnected socket per stream "
+            "(send-only, --fanout {}: sender figures only)\n",
+            o.host, o.port, o.port + p.fanout - 1, p.fanout);
+    }
+    TestRecord rec = run_send_only(fds, p, run, "send-only", to);
     rec.host = o.host;
     rec.port = o.port;
     return rec;
@@ -161,7 +187,9 @@ int run_client(const Options& o) {
             rec = run_client_test(ClientSetup{o.host, o.port, o.family, p, run});
         }
     } catch (const Error& e) {
-        if (o.json) fmt::print("{}\n", nlohmann::json{{"error", e.what()}}.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
+        if (o.json)
+            fmt::print("{}\n", nlohmann::json{{"error", e.what()}}.dump(2, ' ', false,
+                                                                        nlohmann::json::error_handler_t::replace));
         fmt::print(stderr, "zcperf: {}\n", e.what());
         return 1;
     }

@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -36,14 +37,16 @@ struct ClientSetup {
 TestRecord run_client_test(const ClientSetup& setup);
 
 // Sends on already-connected sockets (one stream each) without a server: the sender's figures only.
-TestRecord run_send_only(std::vector<zcio::UniqueFd>& fds, const TestParams& params, const RunSettings& run, std::string target);
+// With destinations (--fanout), the sockets are unconnected and each sends to all of them in turn.
+TestRecord run_send_only(std::vector<zcio::UniqueFd>& fds, const TestParams& params, const RunSettings& run,
+                         std::string target, std::span<const SocketAddress> to = {});
 
 struct ServerSettings {
     RunSettings run;
     // The most one test may make the server allocate (send arenas, receive buffers); a larger
     // request is refused with a message that says so (--server-max-memory).
     std::size_t max_memory = 256u << 20;
-    bool json = false;               // the server's own output is JSON (-J): --get-server-output sends that
+    bool json = false;  // the server's own output is JSON (-J): --get-server-output sends that
 };
 
 class FrontDesk;

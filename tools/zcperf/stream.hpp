@@ -3,20 +3,22 @@
 // one sending thread per core, so -P 256 is 256 connections, not 256 threads). Receiving: one
 // thread takes every stream's data through one zcio::Receiver (zcio::make_receiver).
 //
-// The sender pipelines: it keeps taking slabs from a registered arena and handing them to the
-// engine, round-robin over its sockets, and only waits when every slab is in flight; a slab comes
-// back when its release arrives.
+// The sender pipelines (sender.hpp): it keeps taking slabs from a registered arena and handing
+// them to the engine, round-robin over its sockets, and only waits when every slab is in flight; a
+// slab comes back when its release arrives.
 //
 //   std::vector<Live> live(2);
 //   auto reports = run_senders({{fd1, 1, &live[0]}, {fd2, 2, &live[1]}},
 //                              {.strategy = zcio::Strategy::zc_fixed, .length = 60000, .duration = 2});
 #pragma once
 
+#include "net.hpp"
 #include "results.hpp"
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -38,14 +40,14 @@ struct SendSpec {
     CompletionModel completion = CompletionModel::storage;
     std::size_t length = 128 * 1024;  // bytes per send
     std::uint16_t udp_gso = 0;
-    double duration = 10;             // seconds of sending; the drain comes after
-    bool verify = false;              // fill each send with the stream-offset pattern (payload.hpp)
-    std::size_t working_set = 0;      // bytes of payload to cycle through; 0: warm (payload_buffers.hpp)
-    std::uint64_t bitrate = 0;        // bits/s per stream (iperf3 -b); 0: as fast as it goes
-    SendBudget* budget = nullptr;     // -n / -k, shared by the test's sending threads
+    double duration = 10;                     // seconds of sending; the drain comes after
+    bool verify = false;                      // fill each send with the stream-offset pattern (payload.hpp)
+    std::size_t working_set = 0;              // bytes of payload to cycle through; 0: warm (payload_buffers.hpp)
+    std::uint64_t bitrate = 0;                // bits/s per stream (iperf3 -b); 0: as fast as it goes
+    SendBudget* budget = nullptr;             // -n / -k, shared by the test's sending threads
     const std::atomic<bool>* stop = nullptr;  // the test's own end (peer gone, told to end)
-    bool udp_header = false;          // UDP: iperf3's datagram header in every datagram (udp_header.hpp)
-    bool udp64 = false;               // ... with 64-bit sequence numbers
+    bool udp_header = false;                  // UDP: iperf3's datagram header in every datagram (udp_header.hpp)
+    bool udp64 = false;                       // ... with 64-bit sequence numbers
 };
 
 // What another thread may read while a stream runs (interval reports, the progress line).
@@ -56,9 +58,12 @@ struct Live {
 };
 
 struct StreamSocket {
-    int fd = -1;   // a connected TCP or UDP socket
-    int id = 0;    // 1..N, the same on both ends
+    int fd = -1;  // a connected TCP or UDP socket, or an unconnected UDP socket (see `to`)
+    int id = 0;   // 1..N, the same on both ends
     Live* live = nullptr;
+    // --fanout: an unconnected UDP socket's destinations, sent to round robin, each send with its
+    // address and the spec's GSO size (zcio::SendOptions). Empty: the socket's peer.
+    std::span<const SocketAddress> to = {};
 };
 
 // Sends on every socket, in the calling thread, for spec.duration or until stop_requested().
@@ -84,6 +89,7 @@ struct ArenaPlan {
 ArenaPlan plan_arena(std::size_t length, std::size_t sockets = 1, std::size_t threads = 1);
 
 // The receiver zcperf builds for `strategy` on these sockets (buffer sizes by protocol and count).
-zcio::ReceiverOptions receiver_options(zcio::RecvStrategy strategy, bool udp, std::size_t sockets, const std::string& interface);
+zcio::ReceiverOptions receiver_options(zcio::RecvStrategy strategy, bool udp, std::size_t sockets,
+                                       const std::string& interface);
 
 }  // namespace zcperf

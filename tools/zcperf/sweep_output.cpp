@@ -69,6 +69,7 @@ nlohmann::json send_json(const std::string& target, const std::string& descripti
                      {"repeat", o.repeat},
                      {"streams", o.parallel},
                      {"udp_gso", o.udp_gso},
+                     {"fanout", o.fanout},
                      {"working_set", o.working_set},
                      {"buffers", buffers},
                      {"interrupted", interrupted}};

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <thread>
 
 namespace zcperf {
@@ -52,15 +53,31 @@ private:
 // UDP into the namespace sink. Only these namespaces see the traffic.
 class SinkTarget final : public SweepTarget {
 public:
-    SinkTarget() : SweepTarget("sink", ""), sink_(make_options()) {
-        set_description(fmt::format("UDP into the namespace sink {} -> {} (veth, MTU {}, pfifo limit 0)",
+    // fanout: each stream's one unconnected socket sends to that many ports of the rx test host
+    // in turn (a QUIC server's or a media relay's shape); 0: a connected socket per stream.
+    explicit SinkTarget(int fanout) : SweepTarget("sink", ""), sink_(make_options()) {
+        SocketAddress first;
+        const sockaddr_in rx = sink_.address(zcio::SinkNamespace::rx, fanout_port);
+        std::memcpy(&first.storage, &rx, sizeof rx);
+        first.len = sizeof rx;
+        to_ = udp_destinations(first, fanout);
+        const std::string fan =
+            fanout ? fmt::format(", --fanout {}: ports {}..{} round robin from one unconnected socket per stream",
+                                 fanout, fanout_port, fanout_port + fanout - 1)
+                   : std::string();
+        set_description(fmt::format("UDP into the namespace sink {} -> {} (veth, MTU {}, pfifo limit 0{})",
                                     sink_.address_string(zcio::SinkNamespace::tx),
-                                    sink_.address_string(zcio::SinkNamespace::rx), sink_.options().mtu));
+                                    sink_.address_string(zcio::SinkNamespace::rx), sink_.options().mtu, fan));
     }
     TestRecord run(const TestParams& p) override {
         std::vector<zcio::UniqueFd> fds;
-        for (int i = 0; i < p.streams; ++i) fds.push_back(connected_socket());
-        return run_send_only(fds, p, {}, "sink");
+        for (int i = 0; i < p.streams; ++i)
+            fds.push_back(to_.empty() ? connected_socket() : sink_.socket(zcio::SinkNamespace::tx, SOCK_DGRAM));
+        // Nothing reads the datagrams: no header to stamp, as the send() loop stamps none. (A
+        // stamped payload changes each send, and io_uring's copy could not resend one warm buffer.)
+        TestParams q = p;
+        q.udp_header = false;
+        return run_send_only(fds, q, {}, "sink", to_);
     }
     bool has_send_loop() const noexcept override { return true; }
     std::optional<StreamReport> run_send_loop(const TestParams& p) override {
@@ -81,6 +98,7 @@ private:
         so.name_prefix = "zcperf";
         return so;
     }
+    static constexpr std::uint16_t fanout_port = 10000;  // the first destination port (bench_fanout's)
     zcio::UniqueFd connected_socket() {
         zcio::UniqueFd fd = sink_.socket(zcio::SinkNamespace::tx, SOCK_DGRAM);
         sockaddr_in to = sink_.address(zcio::SinkNamespace::rx, 9);
@@ -89,6 +107,7 @@ private:
         return fd;
     }
     zcio::SinkNamespace sink_;
+    std::vector<SocketAddress> to_;  // --fanout's destinations; empty: connected sockets
 };
 #endif
 
@@ -101,10 +120,10 @@ std::string sink_unavailable() {
 #endif
 }
 
-std::unique_ptr<SweepTarget> make_sink() {
+std::unique_ptr<SweepTarget> make_sink(int fanout) {
     if (auto why = sink_unavailable(); !why.empty()) throw Error("the sink target is unavailable: " + why);
 #ifdef ZCPERF_HAVE_SINK
-    return std::make_unique<SinkTarget>();
+    return std::make_unique<SinkTarget>(fanout);
 #else
     return nullptr;
 #endif
@@ -119,6 +138,7 @@ std::unique_ptr<SweepTarget> make_send_target(Options& o) {
     } else if (!o.target_given) {
         const std::string why = ::geteuid() == 0 ? sink_unavailable() : std::string("not root");
         target = why.empty() ? Target::sink : Target::loopback;
+        if (!why.empty() && o.fanout) throw Error("--fanout needs the sink target, which is unavailable: " + why);
         if (!why.empty() && !o.json) fmt::print("sink target unavailable ({}): sweeping TCP over loopback\n", why);
     }
     if (target == Target::sink) o.udp = true;
@@ -129,7 +149,7 @@ std::unique_ptr<SweepTarget> make_send_target(Options& o) {
                                               fmt::format("{} over the network to {} port {}", proto, o.host, o.port));
     case Target::loopback:
         return std::make_unique<LoopbackTarget>(o.family, fmt::format("{} over loopback (in-process server)", proto));
-    case Target::sink: return make_sink();
+    case Target::sink: return make_sink(o.fanout);
     }
     return nullptr;
 }
