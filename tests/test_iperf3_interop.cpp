@@ -23,6 +23,18 @@
 
 namespace {
 
+#if defined(__SANITIZE_THREAD__)
+constexpr bool under_tsan = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+constexpr bool under_tsan = true;
+#else
+constexpr bool under_tsan = false;
+#endif
+#else
+constexpr bool under_tsan = false;
+#endif
+
 using nlohmann::json;
 using namespace std::chrono_literals;
 using zcio::test::Process;
@@ -79,7 +91,11 @@ TEST_P(Iperf3Interop, BothEndsAgreeAndExitZero) {
     // Both ways at once, a stock iperf3 end, busy sending, may not have read everything when its
     // own timer stops its count (a loaded host: up to ~10 % seen in the parallel suite; alone,
     // 0.5 % at most). There: never more than was sent, and at least 85 % of it.
-    const auto tolerance = [&](std::uint64_t sent) { return bidir ? std::max<std::uint64_t>(c.block, sent * 15 / 100) : c.block; };
+    // Under ThreadSanitizer zcperf runs 5-15x slower than the stock end it races: its last
+    // seconds of sending land after iperf3's timer (seen: 20 % short), so the bound is wider there.
+    const auto tolerance = [&](std::uint64_t sent) {
+        return bidir ? std::max<std::uint64_t>(c.block, sent * (under_tsan ? 40 : 15) / 100) : c.block;
+    };
     int directions = 0;
     if (!reverse) {
         const auto sent = bytes_at(ce, "sum_sent"), got = bytes_at(se, "sum_received");
