@@ -93,6 +93,7 @@ struct TestParams {
     std::uint16_t udp_gso = 0;
     bool verify = false;              // TCP: the payload is a stream-offset pattern the receiver checks
     std::size_t working_set = 0;      // the local sender's payload working set (--working-set; not sent)
+    FileParams file;                  // -F: the path is this end's; the strategies, verify and once are sent
     // Set by parse_params(): the params carried zcperf's extras (the client is zcperf).
     bool zcperf_peer = false;
     std::string client_version;       // what the client says it is (escaped)
@@ -133,6 +134,7 @@ std::string serialize_results(const PeerResults& r);
 struct ServerHello {
     std::string version;
     std::string recv;  // the receive strategy it uses when the test does not say
+    std::uint64_t file_once_bytes = 0;  // -R -F once: the server sends its file of this size, then ends
 };
 std::optional<ServerHello> parse_server_hello(std::string_view json) noexcept;
 std::string serialize_server_hello(const ServerHello& h);
