@@ -39,7 +39,8 @@ std::uint32_t crc32c_portable(std::uint32_t c, const unsigned char* p, std::size
 }
 
 #if defined(__x86_64__)
-[[gnu::target("sse4.2")]] std::uint32_t crc32c_sse42(std::uint32_t c32, const unsigned char* p, std::size_t n) noexcept {
+[[gnu::target("sse4.2")]] std::uint32_t crc32c_sse42(std::uint32_t c32, const unsigned char* p,
+                                                     std::size_t n) noexcept {
     std::uint64_t c = c32;
     for (; n >= 8; p += 8, n -= 8) {
         std::uint64_t v;

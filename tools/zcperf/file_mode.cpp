@@ -13,8 +13,8 @@ namespace zcperf {
 using nlohmann::json;
 
 json file_report_to_json(const FileReport& f, bool sender) {
-    json j{{"path", f.path}, {"bytes", f.bytes}, {"syscalls", f.syscalls}, {"chunk", f.chunk},
-           {"requested", f.requested}, {"used", f.used}};
+    json j{{"path", f.path},   {"bytes", f.bytes},         {"syscalls", f.syscalls},
+           {"chunk", f.chunk}, {"requested", f.requested}, {"used", f.used}};
     if (!f.why.empty()) j["why"] = f.why;
     if (sender) {
         j["page_cache"] = !f.direct;
@@ -23,6 +23,7 @@ json file_report_to_json(const FileReport& f, bool sender) {
         j["passes"] = f.passes;
         j["bytes_read"] = f.bytes_read;
         j["read_requests"] = f.read_requests;
+        j["sends"] = f.sends;
         j["zero_copy"] = f.zero_copy;
         j["copied"] = f.copied;
     } else {
@@ -43,10 +44,17 @@ bool file_report_from_json(const json& j, FileReport& f, std::string& error) {
     r.string("used", f.used, 32, false);
     r.string("why", f.why, 1024, false);
     r.boolean("direct", f.direct, false);
-    for (auto [key, out] : {std::pair{"bytes", &f.bytes}, {"file_size", &f.file_size}, {"passes", &f.passes},
-                            {"bytes_read", &f.bytes_read}, {"read_requests", &f.read_requests},
-                            {"write_requests", &f.write_requests}, {"syscalls", &f.syscalls},
-                            {"zero_copy", &f.zero_copy}, {"copied", &f.copied}, {"chunk", &f.chunk}})
+    for (auto [key, out] : {std::pair{"bytes", &f.bytes},
+                            {"file_size", &f.file_size},
+                            {"passes", &f.passes},
+                            {"bytes_read", &f.bytes_read},
+                            {"read_requests", &f.read_requests},
+                            {"write_requests", &f.write_requests},
+                            {"syscalls", &f.syscalls},
+                            {"sends", &f.sends},
+                            {"zero_copy", &f.zero_copy},
+                            {"copied", &f.copied},
+                            {"chunk", &f.chunk}})
         r.u64(key, *out);
     if (const json* v = r.find("verify", false)) {
         if (!v->is_object()) r.fail("\"verify\" must be an object");
@@ -83,9 +91,10 @@ std::string parse_file_strategies(const std::string& text, bool sweep, FileStrat
             if (out.recv) return fmt::format("--file-strategy {}: two receive strategies", text);
             out.recv = r;
         } else {
-            return fmt::format("--file-strategy {}: unknown; sending: sendfile, splice, read-send, read-zc, auto "
-                               "(or all, with --sweep); receiving: recv-write, splice, recv-write-fixed",
-                               item);
+            return fmt::format(
+                "--file-strategy {}: unknown; sending: sendfile, splice, read-send, read-zc, auto "
+                "(or all, with --sweep); receiving: recv-write, splice, recv-write-fixed",
+                item);
         }
     }
     // splice names both sides: the sending one unless another send strategy is named outside a
@@ -116,13 +125,15 @@ void print_file_summary(const TestRecord& r, std::FILE* out) {
             fmt::print(out,
                        "file [{:3}] {} sent {} ({} bytes, {} pass(es) over {} bytes): {} (asked {}{}{}); {}; {} bytes "
                        "read in {} read requests, {} syscalls\n",
-                       s.id, where, f.path, f.bytes, f.passes, f.file_size, f.used, f.requested, f.why.empty() ? "" : ": ",
-                       f.why, f.direct ? "O_DIRECT" : "page cache", f.bytes_read, f.read_requests, f.syscalls);
+                       s.id, where, f.path, f.bytes, f.passes, f.file_size, f.used, f.requested,
+                       f.why.empty() ? "" : ": ", f.why, f.direct ? "O_DIRECT" : "page cache", f.bytes_read,
+                       f.read_requests, f.syscalls);
         else
             fmt::print(out, "file [{:3}] {} wrote {} ({} bytes): {}; {} write requests, {} syscalls\n", s.id, where,
                        f.path, f.bytes, f.used, f.write_requests, f.syscalls);
         if (!f.hash.empty())
-            fmt::print(out, "file [{:3}] {} {} over {} bytes\n", s.id, s.sender ? "sent" : "wrote", f.hash, f.hashed_bytes);
+            fmt::print(out, "file [{:3}] {} {} over {} bytes\n", s.id, s.sender ? "sent" : "wrote", f.hash,
+                       f.hashed_bytes);
     });
 }
 

@@ -25,8 +25,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <vector>
 #include <thread>
+#include <vector>
 
 namespace zcperf {
 
@@ -77,14 +77,15 @@ void add_piece(FileReport& f, const zcio::FileSendReport& r) {
     f.bytes_read += r.bytes_read;
     f.read_requests += r.read_requests;
     f.syscalls += r.syscalls;
+    f.sends += r.sends;
     f.zero_copy += r.zero_copy;
     f.copied += r.copied;
 }
 
 // Sends until the test's end; returns the error in words, or empty.
-std::string send_pieces(const StreamSocket& sock, const TestParams& p, const zcio::File& file, Clock::time_point deadline,
-                        const std::atomic<bool>& stop, std::chrono::milliseconds stall, FileReport& f,
-                        std::optional<zcio::Counters>& counters) {
+std::string send_pieces(const StreamSocket& sock, const TestParams& p, const zcio::File& file,
+                        Clock::time_point deadline, const std::atomic<bool>& stop, std::chrono::milliseconds stall,
+                        FileReport& f, std::optional<zcio::Counters>& counters) {
     const std::size_t chunk = send_chunk(p);
     zcio::Ring ring;
     zcio::BufferArena arena(ring, {.slab_size = page_round_up(chunk), .slab_count = 2 * send_depth});
@@ -123,7 +124,8 @@ std::string send_pieces(const StreamSocket& sock, const TestParams& p, const zci
 
 // The end of a file stream: --verify's hash of this end's bytes read back from its file (`period`:
 // the sender's file size, which its stream repeats; 0: the receiver's file as written), the report.
-StreamReport finish_stream(const StreamSocket& sock, bool verify, std::uint64_t period, FileReport f, StreamReport rep) {
+StreamReport finish_stream(const StreamSocket& sock, bool verify, std::uint64_t period, FileReport f,
+                           StreamReport rep) {
     if (verify && rep.error.empty()) {
         const FileHash h = hash_file_stream(f.path, period, f.bytes);
         f.hash = h.value;
@@ -138,8 +140,8 @@ StreamReport finish_stream(const StreamSocket& sock, bool verify, std::uint64_t 
 
 }  // namespace
 
-StreamReport run_file_sender(const StreamSocket& sock, const TestParams& p, double seconds, const std::atomic<bool>& stop,
-                             std::chrono::milliseconds stall) {
+StreamReport run_file_sender(const StreamSocket& sock, const TestParams& p, double seconds,
+                             const std::atomic<bool>& stop, std::chrono::milliseconds stall) {
     StreamReport rep;
     rep.id = sock.id;
     rep.sender = true;
@@ -176,14 +178,16 @@ std::uint64_t consumed(int fd) {
     if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return 0;
     int queued = 0;
     if (::ioctl(fd, SIOCINQ, &queued) != 0) queued = 0;
-    return info.tcpi_bytes_received - std::min<std::uint64_t>(info.tcpi_bytes_received, static_cast<std::uint64_t>(queued));
+    return info.tcpi_bytes_received -
+           std::min<std::uint64_t>(info.tcpi_bytes_received, static_cast<std::uint64_t>(queued));
 }
 
 // FileReceiver runs its loop to the end: a watcher publishes its progress, as the socket sees it,
 // for the intervals, the progress line and the silence check.
 class ReceiveWatch {
 public:
-    ReceiveWatch(const StreamSocket& sock, Clock::time_point start) : sock_(sock), base_(consumed(sock.fd)), last_(start) {
+    ReceiveWatch(const StreamSocket& sock, Clock::time_point start)
+        : sock_(sock), base_(consumed(sock.fd)), last_(start) {
         thread_ = std::thread([this] {
             std::uint64_t seen = 0;
             while (!done_.load()) {
@@ -290,10 +294,12 @@ std::string check_file_to_write(const std::string& path) {
 std::string apply_server_file(TestParams& p, const FileParams& mine, std::vector<std::string>& notes) {
     if (!mine.active()) {
         if (p.file.verify)
-            return "--verify over -F: this server has no -F FILE to write to (or, with -R, to send from): start it with -F";
+            return "--verify over -F: this server has no -F FILE to write to (or, with -R, to send from): start it "
+                   "with -F";
         if (p.file.once)
-            notes.push_back("the client asked for the server's file (-R -F), but this server has no -F: it sends its "
-                            "pattern for the test's time");
+            notes.push_back(
+                "the client asked for the server's file (-R -F), but this server has no -F: it sends its "
+                "pattern for the test's time");
         return {};
     }
     if (auto why = file_test_unsupported(p); !why.empty()) {
@@ -315,7 +321,8 @@ std::string apply_server_file(TestParams& p, const FileParams& mine, std::vector
     return {};
 }
 
-void apply_server_hello_file(TestParams& p, bool peer_is_zcperf, std::uint64_t file_once_bytes, std::vector<std::string>& notes) {
+void apply_server_hello_file(TestParams& p, bool peer_is_zcperf, std::uint64_t file_once_bytes,
+                             std::vector<std::string>& notes) {
     if (!p.file.active()) return;
     if (!peer_is_zcperf && p.file.verify)
         throw Error("--verify over -F needs a zcperf server: a stock iperf3 server cannot hash what it handles");
@@ -336,7 +343,8 @@ std::string file_verify_mismatch(const TestRecord& r) {
     if (!snd || !rcv) return "--verify: one end's report is missing";
     for (const auto& s : snd->streams) {
         if (!s.sender) continue;
-        const auto it = std::find_if(rcv->streams.begin(), rcv->streams.end(), [&](const StreamReport& x) { return x.id == s.id; });
+        const auto it =
+            std::find_if(rcv->streams.begin(), rcv->streams.end(), [&](const StreamReport& x) { return x.id == s.id; });
         if (it == rcv->streams.end()) return fmt::format("--verify: no receiving report for stream {}", s.id);
         if (!s.file || s.file->hash.empty() || !it->file || it->file->hash.empty()) {
             if (!s.error.empty() || !it->error.empty()) continue;  // the stream's own error says why
@@ -347,7 +355,8 @@ std::string file_verify_mismatch(const TestRecord& r) {
         if (a.hash != b.hash || a.hashed_bytes != b.hashed_bytes)
             return fmt::format(
                 "--verify failed on stream {}: CRC32C of the {} bytes sent from {} ({}) differs from that of the {} "
-                "bytes written to {} ({}): the source changed while it was sent, or the copy does not hold what arrived",
+                "bytes written to {} ({}): the source changed while it was sent, or the copy does not hold what "
+                "arrived",
                 s.id, a.hashed_bytes, a.path, a.hash, b.hashed_bytes, b.path, b.hash);
     }
     return {};

@@ -19,12 +19,13 @@ namespace zcperf {
 
 // Sends p.file.path on `sock` in pieces, starting over at EOF, until `seconds` are up, p.bytes are
 // sent (-F alone: the file's size), `stop`, or an error. Never throws: errors are the report's.
-StreamReport run_file_sender(const StreamSocket& sock, const TestParams& p, double seconds, const std::atomic<bool>& stop,
-                             std::chrono::milliseconds stall);
+StreamReport run_file_sender(const StreamSocket& sock, const TestParams& p, double seconds,
+                             const std::atomic<bool>& stop, std::chrono::milliseconds stall);
 
 // Writes what `sock` (TCP) receives to p.file.path (created or truncated) until the peer's EOF or
 // a shutdown(SHUT_RD) of the socket (DataPhase::stop_receiving). Never throws.
-StreamReport run_file_receiver(const StreamSocket& sock, const TestParams& p, std::chrono::steady_clock::time_point start);
+StreamReport run_file_receiver(const StreamSocket& sock, const TestParams& p,
+                               std::chrono::steady_clock::time_point start);
 
 // Why -F cannot go with these parameters at an end (one TCP stream, one way), or empty.
 std::string file_test_unsupported(const TestParams& p);
