@@ -36,9 +36,11 @@ using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 // A send() call per piece: the test's end and its stop are looked at between pieces, and the live
-// byte count moves. Large against what read-zc keeps in flight (32 x chunk), so the pipeline's
-// refill at each piece's start costs little.
-constexpr std::uint64_t piece_bytes = 32u << 20;
+// byte count moves (the data phase's liveness check reads it). A piece lasts about piece_time at
+// the rate the last one went, within [16 chunks, max_piece]: large against what read-zc keeps in
+// flight (32 x chunk) on a fast path, short enough on a slow link.
+constexpr std::uint64_t max_piece = 32u << 20;
+constexpr double piece_time = 0.1;  // seconds
 constexpr std::uint32_t send_depth = 32;
 constexpr std::size_t recv_slab = 64u << 10;
 constexpr std::size_t recv_slabs = 128;  // recv-write-fixed's ring takes 64 of them
@@ -96,7 +98,7 @@ std::string send_pieces(const StreamSocket& sock, const TestParams& p, const zci
     o.chunk = chunk;
     o.depth = send_depth;
     o.stall_timeout = stall;
-    const std::uint64_t piece = std::max<std::uint64_t>(chunk, piece_bytes / chunk * chunk);
+    std::uint64_t piece = 16 * chunk;
     auto& interrupted = stop_requested();
     std::string error;
     std::uint64_t at = 0;
@@ -117,6 +119,11 @@ std::string send_pieces(const StreamSocket& sock, const TestParams& p, const zci
         }
         at += r.bytes_sent;
         if (at >= f.file_size) at = 0;
+        if (r.seconds > 0) {
+            const auto next = static_cast<std::uint64_t>(static_cast<double>(r.bytes_sent) / r.seconds * piece_time);
+            piece = std::clamp<std::uint64_t>(next / chunk * chunk, 16 * chunk,
+                                              std::max<std::uint64_t>(max_piece, 16 * chunk));
+        }
     }
     if (f.used == "read-zc") counters = engine.counters(tx.socket_id());
     return error;
