@@ -2,6 +2,7 @@
 // server. The client decides when the test ends; it says TEST_END once its data has arrived.
 #include "session.hpp"
 
+#include "file_transfer.hpp"
 #include "peer_report.hpp"
 #include "session_common.hpp"
 
@@ -56,17 +57,20 @@ void expect_param_exchange(ControlChannel& ctl, const ClientSetup& cs, Clock::ti
                             escape_peer_text(answer, 40)));
 }
 
-// After the parameters: ZCPERF_HELLO (a zcperf server), then CREATE_STREAMS.
-void expect_create_streams(ControlChannel& ctl, TestRecord& rec) {
+// After the parameters: ZCPERF_HELLO (a zcperf server), then CREATE_STREAMS. Returns the size of
+// the file a zcperf server will send once (-R -F), or 0.
+std::uint64_t expect_create_streams(ControlChannel& ctl, TestRecord& rec) {
     rec.peer_is_zcperf = false;
+    std::uint64_t file_once_bytes = 0;
     for (;;) {
         const signed char s = ctl.expect_state(handshake_timeout, "the server's answer to the parameters");
-        if (s == state::create_streams) return;
+        if (s == state::create_streams) return file_once_bytes;
         if (s != state::zcperf_hello) refused(ctl, s, "after the parameters");
         auto hello = parse_server_hello(ctl.read_frame(handshake_timeout, 4096, "the zcperf server's hello"));
         if (!hello) throw Error("protocol error: a malformed zcperf hello");
         rec.peer_is_zcperf = true;
         rec.peer_version = "zcperf " + hello->version;
+        file_once_bytes = hello->file_once_bytes;
     }
 }
 
@@ -189,7 +193,8 @@ TestRecord run_client_test(const ClientSetup& cs) {
     write_all(ctrl.get(), rec.cookie);
     expect_param_exchange(ctl, cs, t0);
     ctl.write_frame(serialize_params(p));
-    expect_create_streams(ctl, rec);
+    const std::uint64_t file_once_bytes = expect_create_streams(ctl, rec);
+    apply_server_hello_file(p, rec.peer_is_zcperf, file_once_bytes, rec.notes);
     if (p.bitrate_default) {
         p.bitrate = rec.peer_is_zcperf ? 0 : iperf3_udp_rate;
         if (!rec.peer_is_zcperf) rec.notes.push_back("the server is iperf3: UDP at iperf3's default 1 Mbit/s per stream (-b sets the rate)");
@@ -222,6 +227,7 @@ TestRecord run_client_test(const ClientSetup& cs) {
     rec.server_output = std::move(peer.results->server_output);
     rec.server_output_is_json = peer.results->server_output_is_json;
     rec.has_remote = true;
+    if (auto why = file_verify_mismatch(rec); !why.empty()) rec.error = why;
     signed char s;
     do s = ctl.expect_state(cs.run.rcv_timeout + 5s, "the server's DISPLAY_RESULTS");
     while (s == state::zcperf_alive);

@@ -141,6 +141,10 @@ json params_to_json(const TestParams& p) {
     if (p.recv) z["recv"] = zcio::to_string(*p.recv);
     if (p.verify) z["verify"] = true;
     if (p.bitrate_default) z["bitrate_default"] = true;
+    if (p.file.send) z["file_send"] = zcio::to_string(*p.file.send);
+    if (p.file.recv) z["file_recv"] = zcio::to_string(*p.file.recv);
+    if (p.file.verify) z["file_verify"] = true;
+    if (p.file.once) z["file_once"] = true;
     j["zcperf"] = std::move(z);
     return j;
 }
@@ -149,7 +153,7 @@ json params_to_json(const TestParams& p) {
 void extras_from_json(const json& z, TestParams& p, Fields& parent) {
     if (!z.is_object()) return parent.fail("\"zcperf\" must be an object");
     Fields f(z);
-    std::string strategy = "auto", completion = "storage", recv;
+    std::string strategy = "auto", completion = "storage", recv, file_send, file_recv;
     f.number("duration", p.duration, 0, 86400, false);
     f.number("omit", p.omit, 0, 86400, false);
     f.string("strategy", strategy, 32, false);
@@ -158,7 +162,15 @@ void extras_from_json(const json& z, TestParams& p, Fields& parent) {
     f.integer("udp_gso", p.udp_gso, 0, 65507, false);
     f.boolean("verify", p.verify, false);
     f.boolean("bitrate_default", p.bitrate_default, false);
+    f.string("file_send", file_send, 32, false);
+    f.string("file_recv", file_recv, 32, false);
+    f.boolean("file_verify", p.file.verify, false);
+    f.boolean("file_once", p.file.once, false);
     if (!f.ok()) return parent.fail(f.error);
+    if (!file_send.empty() && !(p.file.send = zcio::parse_file_send_strategy(file_send)))
+        return parent.fail("unknown file send strategy \"" + escape_peer_text(file_send) + "\"");
+    if (!file_recv.empty() && !(p.file.recv = zcio::parse_file_recv_strategy(file_recv)))
+        return parent.fail("unknown file receive strategy \"" + escape_peer_text(file_recv) + "\"");
     auto s = zcio::parse_strategy(strategy);
     if (!s) return parent.fail("unknown strategy \"" + escape_peer_text(strategy) + "\"");
     p.strategy = *s;
@@ -246,6 +258,7 @@ std::optional<ServerHello> parse_server_hello(std::string_view text) noexcept {
         ServerHello h;
         f.string("version", h.version, 64, false);
         f.string("recv", h.recv, 32, false);
+        f.u64("file_once_bytes", h.file_once_bytes);
         if (!f.ok()) return std::nullopt;
         h.version = escape_peer_text(h.version, 64);
         h.recv = escape_peer_text(h.recv, 32);
@@ -256,7 +269,9 @@ std::optional<ServerHello> parse_server_hello(std::string_view text) noexcept {
 }
 
 std::string serialize_server_hello(const ServerHello& h) {
-    return json{{"zcperf", {{"version", h.version}, {"recv", h.recv}}}}.dump(-1, ' ', false, json::error_handler_t::replace);
+    json z{{"version", h.version}, {"recv", h.recv}};
+    if (h.file_once_bytes) z["file_once_bytes"] = h.file_once_bytes;
+    return json{{"zcperf", std::move(z)}}.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 std::string serialize_error(std::string_view message) {

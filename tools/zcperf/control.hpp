@@ -95,6 +95,7 @@ struct TestParams {
     std::size_t working_set = 0;  // the local sender's payload working set (--working-set; not sent)
     bool udp_header = true;       // UDP: iperf3's header in every datagram (the sink: no reader; not sent)
     int fanout = 0;               // --fanout: destinations per sending socket (send-only, sink; not sent)
+    FileParams file;              // -F: the path is this end's; the strategies, verify and once are sent
     // Set by parse_params(): the params carried zcperf's extras (the client is zcperf).
     bool zcperf_peer = false;
     std::string client_version;        // what the client says it is (escaped)
@@ -135,6 +136,7 @@ std::string serialize_results(const PeerResults& r);
 struct ServerHello {
     std::string version;
     std::string recv;  // the receive strategy it uses when the test does not say
+    std::uint64_t file_once_bytes = 0;  // -R -F once: the server sends its file of this size, then ends
 };
 std::optional<ServerHello> parse_server_hello(std::string_view json) noexcept;
 std::string serialize_server_hello(const ServerHello& h);

@@ -95,6 +95,12 @@ void stream_extras_from_json(const json& z, StreamReport& s, Fields& parent) {
         counters_from_json(*c, counters, f);
         s.counters = counters;
     }
+    if (const json* fj = f.find("file", false)) {
+        FileReport file;
+        std::string why;
+        if (!file_report_from_json(*fj, file, why)) f.fail(why);
+        s.file = std::move(file);
+    }
     if (!f.ok()) return parent.fail(f.error);
     for (std::string* t : {&s.strategy, &s.completion, &s.error}) *t = escape_peer_text(*t);
 }
@@ -170,6 +176,7 @@ json stream_to_json(const StreamReport& s) {
     if (!s.strategy.empty()) z["strategy"] = s.strategy;
     if (!s.completion.empty()) z["completion"] = s.completion;
     if (s.counters) z["zcio"] = counters_to_json(*s.counters);
+    if (s.file) z["file"] = file_report_to_json(*s.file, s.sender);
     if (!s.error.empty()) z["error"] = s.error;
     return json{{"id", s.id},         {"bytes", s.bytes},        {"retransmits", -1},    {"jitter", s.jitter},
                 {"errors", s.lost},   {"packets", s.packets},    {"start_time", 0.0},    {"end_time", s.seconds},

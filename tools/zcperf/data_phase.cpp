@@ -1,5 +1,6 @@
 #include "data_phase.hpp"
 
+#include "file_transfer.hpp"
 #include "net.hpp"
 
 #include <fmt/format.h>
@@ -9,6 +10,7 @@
 #include <netinet/in.h>
 #include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -69,6 +71,7 @@ void DataPhase::start_senders(const TestParams& p) {
     if (send_.empty()) return;
     const double early = std::chrono::duration<double>(rs_.stop_sending_early).count();
     const double seconds = p.duration > 0 ? std::max(p.total_seconds() * 0.5, p.total_seconds() - early) : 1e9;
+    if (p.file.active()) return start_file_senders(seconds);
     SendSpec spec{p.strategy, p.completion, p.length, p.udp_gso, seconds, p.verify};
     spec.working_set = p.working_set;
     spec.bitrate = p.bitrate;
@@ -87,9 +90,29 @@ void DataPhase::start_senders(const TestParams& p) {
         send_threads_.emplace_back([this, t, spec] { send_results_[t] = run_senders(shares_[t], spec); });
 }
 
+// -F: each sending stream sends the file (one stream: file_test_unsupported()), on its own thread.
+void DataPhase::start_file_senders(double seconds) {
+    send_thread_count_ = send_.size();
+    shares_.resize(send_thread_count_);
+    send_results_.resize(send_thread_count_);
+    for (std::size_t t = 0; t < send_.size(); ++t) {
+        const std::size_t i = send_[t];
+        shares_[t].push_back({streams_[i].fd.get(), streams_[i].id, &lives_[i]});
+        send_threads_.emplace_back([this, t, seconds] {
+            send_results_[t] = {run_file_sender(shares_[t].front(), p_, seconds, stop_send_, rs_.rcv_timeout)};
+        });
+    }
+}
+
 void DataPhase::start_receiver(const TestParams& p, const RunSettings& rs) {
     if (recv_.empty()) return;
     for (std::size_t i : recv_) recv_sockets_.push_back({streams_[i].fd.get(), streams_[i].id, &lives_[i]});
+    if (p.file.active() && !p.udp) {  // -F: the stream is written to the file
+        recv_thread_ = std::thread([this] {
+            for (const StreamSocket& s : recv_sockets_) recv_results_.push_back(run_file_receiver(s, p_, start_));
+        });
+        return;
+    }
     const zcio::RecvStrategy strategy = p.recv.value_or(rs.recv);
     recv_thread_ = std::thread([this, strategy, udp = p.udp, verify = p.verify, udp64 = p.udp64] {
         recv_results_ = run_receivers(recv_sockets_, udp, strategy, stop_recv_, start_, receive_, verify, udp64);
@@ -224,6 +247,8 @@ void DataPhase::stop_sending() {
 
 void DataPhase::stop_receiving() {
     stop_recv_ = true;
+    if (p_.file.active() && !p_.udp)  // a FileReceiver runs to the stream's end: this is its end
+        for (const StreamSocket& s : recv_sockets_) ::shutdown(s.fd, SHUT_RD);
     if (recv_thread_.joinable()) recv_thread_.join();
 }
 
@@ -253,7 +278,7 @@ SideReport DataPhase::report() {
     }
     std::sort(all.begin(), all.end(), [](const StreamReport& a, const StreamReport& b) { return a.id < b.id; });
     side.streams = std::move(all);
-    if (!recv_.empty()) side.receive = receive_;
+    if (!recv_.empty() && !(p_.file.active() && !p_.udp)) side.receive = receive_;  // -F: the file's report says it
     side.threads = static_cast<int>(send_thread_count_);
     side.process_threads = send_.empty() ? 0 : peak_threads_;
     return side;

@@ -85,6 +85,7 @@ public:
 
 private:
     void start_senders(const TestParams& p);
+    void start_file_senders(double seconds);
     void start_receiver(const TestParams& p, const RunSettings& rs);
     void record_interval(double from, double to);
 

@@ -1,13 +1,18 @@
 #include "options.hpp"
 
+#include "file_mode.hpp"
+#include "file_transfer.hpp"
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <zcio/file.hpp>
+
 #include <cctype>
 #include <cmath>
+#include <filesystem>
 #include <sstream>
 
 namespace zcperf {
@@ -300,6 +305,45 @@ std::string apply(const CLI::App& app, const CommandLine& c, Options& o) {
     return apply_iperf3_flags(app, o, c.iperf3);
 }
 
+
+// -F and its options, one block: what they mean is in file_mode.hpp and file_transfer.hpp.
+struct FileFlags {
+    std::string strategy;
+};
+
+void add_file_flags(CLI::App& app, Options& o, FileFlags& f) {
+    app.add_option("-F,--file", o.file,
+                   "iperf3's -F: the sending end sends FILE's bytes instead of a pattern (alone: once, the test ends\n"
+                   "at EOF; with -t or -n: started over at EOF until the end); the receiving end writes what\n"
+                   "arrives to FILE. TCP, one stream. With --sweep: the file sweep (--target sink or loopback)")
+        ->option_text("FILE");
+    app.add_option("--file-strategy", f.strategy,
+                   "How -F moves the file. Sending end:\n"
+                   "  sendfile   sendfile(2): page-cache pages into the socket, no copy; pick it for a cached file\n"
+                   "  splice     file -> pipe -> socket: the same pages through a pipe (sendfile's older twin)\n"
+                   "  read-send  pread(2) + send(2) from one buffer: two copies; the classic baseline\n"
+                   "  read-zc    READ_FIXED into registered memory linked to SEND_ZC: one copy (none with\n"
+                   "             --direct), none to the device; pick it with --direct or to see the bytes\n"
+                   "  auto       (default) sendfile for a cached file, read-zc with --direct; says why\n"
+                   "Receiving end (sent to a zcperf peer):\n"
+                   "  recv-write recv(2) + write(2); the baseline\n"
+                   "  splice     socket -> pipe -> file, no copy to user memory\n"
+                   "  recv-write-fixed (default) receive into registered buffers, WRITE_FIXED from them\n"
+                   "One per side (splice alone: both); with --sweep a comma list or `all` (send strategies)")
+        ->option_text("NAME");
+    app.add_flag("--direct", o.direct,
+                 "-F: the sending end reads FILE with O_DIRECT (no page cache: the disk's own rate; tmpfs refuses it)");
+}
+
+std::string apply_file_flags(Options& o, const FileFlags& f) {
+    if (f.strategy.empty()) return {};
+    FileStrategyNames names;
+    if (auto why = parse_file_strategies(f.strategy, o.mode == Mode::sweep, names); !why.empty()) return why;
+    o.file_send = std::move(names.send);
+    o.file_recv = names.recv;
+    return {};
+}
+
 }  // namespace
 
 int parse_command_line(int argc, char** argv, Options& o) {
@@ -314,6 +358,8 @@ int parse_command_line(int argc, char** argv, Options& o) {
     add_test_options(app, o, c);
     add_zcio_options(app, o, c);
     add_iperf3_flags(app, o, c.iperf3);
+    FileFlags file_flags;
+    add_file_flags(app, o, file_flags);
     if (int rc = parse(app, argc, argv); rc >= 0) return rc;
 
     o.duration_given = app.count("-t") > 0;
@@ -326,6 +372,10 @@ int parse_command_line(int argc, char** argv, Options& o) {
     }
     o.family = c.v4 ? AF_INET : c.v6 ? AF_INET6 : AF_UNSPEC;
     if (auto why = apply(app, c, o); !why.empty()) {
+        fmt::print(stderr, "zcperf: {}\nRun with --help for more information.\n", why);
+        return 2;
+    }
+    if (auto why = apply_file_flags(o, file_flags); !why.empty()) {
         fmt::print(stderr, "zcperf: {}\nRun with --help for more information.\n", why);
         return 2;
     }
@@ -370,8 +420,38 @@ std::string validate_iperf3_options(const Options& o) {
 
 }  // namespace
 
+// -F against the other options, and the file itself: a bad one is named before anything connects.
+std::string validate_file_options(const Options& o) {
+    if (o.file.empty()) {
+        if (!o.file_send.empty() || o.file_recv) return "--file-strategy applies to -F FILE";
+        if (o.direct) return "--direct applies to -F FILE";
+        return {};
+    }
+    if (o.mode == Mode::sweep) {
+        if (o.file_recv) return "the file sweep measures the sending end: name send strategies (or all)";
+        std::uint64_t size = 0;
+        return check_file_to_send(o.file, o.direct, size);
+    }
+    if (o.udp) return "-F sends over TCP: iperf3's UDP header would overwrite the file's first bytes in every datagram "
+                      "(--sweep --target sink sends the file's datagrams as they are)";
+    if (o.parallel != 1 || o.bidir) return "-F moves one file one way over one stream: not with -P or --bidir";
+    if (o.blocks) return "-k counts sends of -l bytes: with -F end the test with -n BYTES or -t";
+    if (o.bitrate_given) return "-b paces pattern sends: -F sends as fast as the file and the network go";
+    if (!o.strategies.empty()) return "--strategy picks how a pattern is sent: with -F use --file-strategy";
+    if (o.working_set) return "--working-set applies to pattern sends, not to -F";
+    if (o.direct && o.mode == Mode::client && o.reverse)
+        return "--direct applies to reading the file you send: with -R this end writes it (through the page cache)";
+    if (o.direct && o.length && o.length < zcio::File::direct_alignment)
+        return "-l: with --direct each read is whole 4096-byte blocks: -l 4K or more";
+    if (std::error_code ec; std::filesystem::is_directory(o.file, ec)) return "-F " + o.file + ": it is a directory: name a file";
+    if (o.mode == Mode::server) return {};  // the direction is the client's to say: checked per test
+    std::uint64_t size = 0;
+    return o.reverse ? check_file_to_write(o.file) : check_file_to_send(o.file, o.direct, size);
+}
+
 std::string validate(Options& o) {
     if (o.mode == Mode::features) return {};
+    if (auto why = validate_file_options(o); !why.empty()) return why;
     if (o.duration_given && (!(o.duration > 0) || o.duration > 86400 || !std::isfinite(o.duration)))
         return fmt::format("-t {}: the time must be > 0 and at most 86400 seconds", o.duration);
     if (o.parallel < 1 || o.parallel > 256) return fmt::format("-P {}: streams must be 1..256", o.parallel);

@@ -1,5 +1,6 @@
 #include "report.hpp"
 
+#include "file_mode.hpp"
 #include "receive_fallback.hpp"
 
 #include <fmt/format.h>
@@ -253,6 +254,7 @@ json sum_zcio_json(const TestRecord& r) {
     z["peer"] = r.peer_is_zcperf ? "zcperf" : "iperf3";
     if (!r.peer_version.empty()) z["peer_version"] = r.peer_version;
     z["local_only"] = !r.peer_is_zcperf && r.target != "send-only";
+    if (json file = file_summary_json(r); !file.is_null()) z["file"] = std::move(file);
     return z;
 }
 
@@ -368,6 +370,7 @@ void print_text_summary(const TestRecord& r, std::FILE* out) {
                    c.buffers_recycled, c.rearms, c.exhaustions);
         if (auto fell_back = fallback_line(rr); !fell_back.empty()) fmt::print(out, "{}\n", fell_back);
     }
+    print_file_summary(r, out);
     const bool local_sends = snd == &r.local;
     fmt::print(out, "CPU Utilization: local/{} {:.1f}% ({:.1f}%u/{:.1f}%s)", local_sends ? "sender" : "receiver",
                r.local.cpu.total, r.local.cpu.user, r.local.cpu.system);

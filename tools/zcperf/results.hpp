@@ -4,6 +4,8 @@
 // print the whole picture (iperf3's sum_sent / sum_received, and both ends' CPU).
 #pragma once
 
+#include "file_mode.hpp"
+
 #include <zcio/receiver.hpp>
 #include <zcio/send_engine.hpp>
 
@@ -39,6 +41,7 @@ struct StreamReport {
     std::string strategy;            // sender: what was asked for
     std::string completion;          // sender: two-step / storage / group
     std::optional<zcio::Counters> counters;  // sender: the engine's account of every send
+    std::optional<FileReport> file;  // -F: what this end did with its file on this stream
     std::string error;               // empty, or why the stream stopped early
 };
 

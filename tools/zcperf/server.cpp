@@ -5,6 +5,7 @@
 // the test's time is over.
 #include "session.hpp"
 
+#include "file_transfer.hpp"
 #include "front_desk.hpp"
 #include "peer_report.hpp"
 #include "session_common.hpp"
@@ -51,12 +52,17 @@ TestParams admit(ControlChannel& ctl, const std::string& json, const ServerSetti
         throw Error(fmt::format("refused a test from {}: {}", rec.host, why));
     }
     if (p.bitrate_default && p.zcperf_peer) p.bitrate = 0;  // zcperf's UDP default: unthrottled
+    if (auto why = apply_server_file(p, ss.file, rec.notes); !why.empty()) {
+        send_refusal(ctl, ie::unimplemented, why, p.zcperf_peer);
+        throw Error(fmt::format("refused a test from {}: {}", rec.host, why));
+    }
     for (const auto& key : p.ignored) rec.notes.push_back(fmt::format("the client's iperf3 option \"{}\" is not applied", key));
     if (!p.zcperf_peer)
         rec.notes.push_back("the client is stock iperf3: zcio figures are this end's only (the client's strategy and syscalls cannot be known)");
     if (p.zcperf_peer) {
         ctl.write_state(state::zcperf_hello);
-        ctl.write_frame(serialize_server_hello({zcperf_version, std::string(zcio::to_string(ss.run.recv))}));
+        const std::uint64_t once = p.file.once && p.file.active() && p.reverse ? p.bytes : 0;
+        ctl.write_frame(serialize_server_hello({zcperf_version, std::string(zcio::to_string(ss.run.recv)), once}));
     }
     return p;
 }
@@ -255,6 +261,12 @@ std::optional<TestRecord> Server::serve_one(const std::atomic<bool>& idle_stop) 
     const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
     if (auto why = match_peer_report(client.results->report, rec.local, p, elapsed); !why.empty())
         throw Error("the client's results do not fit the test: " + why);
+    {
+        TestRecord both = rec;  // --verify: both ends' hashes, before this end's results go out
+        both.remote = client.results->report;
+        both.has_remote = true;
+        rec.error = file_verify_mismatch(both);
+    }
     PeerResults mine{rec.local, true, {}, false};
     if (p.get_server_output) {
         mine.server_output = server_output(rec, settings_.json);

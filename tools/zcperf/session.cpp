@@ -2,6 +2,7 @@
 // loopback server. The protocol's two sides are in client.cpp and server.cpp.
 #include "session.hpp"
 
+#include "file_transfer.hpp"
 #include "net.hpp"
 #include "session_common.hpp"
 
@@ -24,6 +25,35 @@ void print_connected(const TestRecord& rec) {
         fmt::print("[{:3}] local {} port {} connected to {} port {}\n", c.id, c.local_host, c.local_port, c.remote_host,
                    c.remote_port);
     std::fflush(stdout);
+}
+
+// This end's -F: its file and the strategies it asks for (a server's: its defaults).
+FileParams file_params(const Options& o) {
+    FileParams f;
+    f.path = o.file;
+    f.direct = o.direct;
+    if (!o.file_send.empty()) f.send = o.file_send.front();
+    f.recv = o.file_recv;
+    f.verify = o.verify && !o.file.empty();
+    return f;
+}
+
+// -F alone sends the file once: iperf3's client asks for its size in bytes (-n), and so does this
+// one; with -R the size is the server's to say (its hello), so the test asks for `once`.
+void apply_file_options(const Options& o, TestParams& p) {
+    p.file = file_params(o);
+    if (!p.file.active()) return;
+    p.verify = false;  // --verify with -F: the hashes, not the pattern
+    if (o.mode != Mode::client || o.duration_given || o.end_by_count()) return;
+    if (o.reverse) {
+        p.file.once = true;
+        return;
+    }
+    std::uint64_t size = 0;
+    if (check_file_to_send(o.file, o.direct, size).empty()) {
+        p.bytes = size;
+        p.duration = 0;
+    }
 }
 
 RunSettings run_settings(const Options& o) {
@@ -86,7 +116,7 @@ int run_server(const Options& o) {
         return 1;
     }
     const std::uint16_t port = local_port(listener.get());
-    ServerSettings ss{run_settings(o), o.server_max_memory, o.json};
+    ServerSettings ss{run_settings(o), o.server_max_memory, o.json, file_params(o)};
     Server server(listener.get(), ss);
     std::atomic<bool> never{false};
     int rc = 0;
@@ -142,6 +172,7 @@ TestParams client_params(const Options& o) {
     p.working_set = o.working_set;
     p.fanout = o.fanout;
     p.recv = o.recv;  // whoever receives (the server; the client with -R) receives this way
+    apply_file_options(o, p);
     return p;
 }
 

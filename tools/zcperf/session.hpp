@@ -47,6 +47,7 @@ struct ServerSettings {
     // request is refused with a message that says so (--server-max-memory).
     std::size_t max_memory = 256u << 20;
     bool json = false;  // the server's own output is JSON (-J): --get-server-output sends that
+    FileParams file;    // -F: the file it writes what it receives to, or sends with -R
 };
 
 class FrontDesk;
