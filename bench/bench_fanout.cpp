@@ -40,14 +40,13 @@
 namespace {
 
 constexpr std::uint16_t segment = 1200;
-constexpr std::size_t train = 40 * segment;     // one send: 40 datagrams
+constexpr std::size_t train = 40 * segment;  // one send: 40 datagrams
 constexpr std::size_t slab_size = 64 << 10;
-constexpr unsigned depth = 256;                  // sends in flight (the ring's SQ)
+constexpr unsigned depth = 256;  // sends in flight (the ring's SQ)
 constexpr std::uint16_t first_port = 10000;
 constexpr int fanouts[] = {32, 64};
-constexpr zcio::Strategy strategies[] = {zcio::Strategy::plain,      zcio::Strategy::copy,
-                                         zcio::Strategy::msg_zerocopy, zcio::Strategy::zc,
-                                         zcio::Strategy::zc_fixed,   zcio::Strategy::sendmsg_zc};
+constexpr zcio::Strategy strategies[] = {zcio::Strategy::plain, zcio::Strategy::copy,     zcio::Strategy::msg_zerocopy,
+                                         zcio::Strategy::zc,    zcio::Strategy::zc_fixed, zcio::Strategy::sendmsg_zc};
 
 std::unique_ptr<zcio::SinkNamespace> g_sink;
 
@@ -156,19 +155,22 @@ void print_table(const bench::MedianReporter& r) {
     auto mibs = [&](const std::string& name) { return r.median(name, "bytes_per_second") / 1048576; };
     auto cpu = [&](const std::string& name) { return r.median(name, "cpu_ns_per_KiB"); };
     auto ratio = [](double a, double b) { return b > 0 ? a / b : 0; };
-    std::printf("\n### UDP GSO trains (40 x %u B) into the sink, one socket, D destinations round robin: "
-                "median MiB/s (CPU ns/KiB)\n\n",
-                segment);
-    std::printf("| strategy | connected | dest/32 | fanout/32 | fanout/64 | dest/32 vs connected | "
-                "fanout/32 vs connected | fanout/32 vs raw sendmsg | fanout/32 vs plain |\n");
+    std::printf(
+        "\n### UDP GSO trains (40 x %u B) into the sink, one socket, D destinations round robin: "
+        "median MiB/s (CPU ns/KiB)\n\n",
+        segment);
+    std::printf(
+        "| strategy | connected | dest/32 | fanout/32 | fanout/64 | dest/32 vs connected | "
+        "fanout/32 vs connected | fanout/32 vs raw sendmsg | fanout/32 vs plain |\n");
     std::printf("|---|---|---|---|---|---|---|---|---|\n");
     const double raw = mibs("fanout/raw-sendmsg/32"), plain = mibs("fanout/plain/32");
     const double raw_conn = mibs("connected/raw-send"), raw_dest = mibs("dest/raw-sendto/32");
-    std::printf("| raw send/sendto/sendmsg | %.0f (%.1f) | %.0f (%.1f) | %.0f (%.1f) | %.0f (%.1f) | %.2f | %.2f "
-                "| 1.00 | %.2f |\n",
-                raw_conn, cpu("connected/raw-send"), raw_dest, cpu("dest/raw-sendto/32"), raw,
-                cpu("fanout/raw-sendmsg/32"), mibs("fanout/raw-sendmsg/64"), cpu("fanout/raw-sendmsg/64"),
-                ratio(raw_dest, raw_conn), ratio(raw, raw_conn), ratio(raw, plain));
+    std::printf(
+        "| raw send/sendto/sendmsg | %.0f (%.1f) | %.0f (%.1f) | %.0f (%.1f) | %.0f (%.1f) | %.2f | %.2f "
+        "| 1.00 | %.2f |\n",
+        raw_conn, cpu("connected/raw-send"), raw_dest, cpu("dest/raw-sendto/32"), raw, cpu("fanout/raw-sendmsg/32"),
+        mibs("fanout/raw-sendmsg/64"), cpu("fanout/raw-sendmsg/64"), ratio(raw_dest, raw_conn), ratio(raw, raw_conn),
+        ratio(raw, plain));
     for (zcio::Strategy s : strategies) {
         const std::string n = zcio::to_string(s);
         const double conn = mibs("connected/" + n), dest = mibs("dest/" + n + "/32"), fan = mibs("fanout/" + n + "/32");
@@ -190,8 +192,7 @@ void register_cases() {
     for (int d : fanouts) {
         const std::string suffix = "/" + std::to_string(d);
         benchmark::RegisterBenchmark(("fanout/raw-sendmsg" + suffix).c_str(), bm_raw, Mode::fanout, d);
-        if (d == fanouts[0])
-            benchmark::RegisterBenchmark(("dest/raw-sendto" + suffix).c_str(), bm_raw, Mode::dest, d);
+        if (d == fanouts[0]) benchmark::RegisterBenchmark(("dest/raw-sendto" + suffix).c_str(), bm_raw, Mode::dest, d);
         for (zcio::Strategy s : strategies) {
             const std::string n = zcio::to_string(s);
             benchmark::RegisterBenchmark(("fanout/" + n + suffix).c_str(), bm_engine, s, Mode::fanout, d);

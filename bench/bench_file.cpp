@@ -93,10 +93,11 @@ void bm_sender(benchmark::State& state, zcio::FileSendStrategy strategy, bool cr
     const zcio::File f = zcio::File::open(g_path, {.direct = direct});
     zcio::FileSendOptions o{.strategy = strategy, .chunk = datagram, .depth = depth};
     std::uint32_t crc_value = 0;
-    if (crc) o.hook = [&crc_value](std::span<std::byte> b, std::uint64_t) {
-        crc_value = crc32c(crc_value, b.data(), b.size());
-        return 0;
-    };
+    if (crc)
+        o.hook = [&crc_value](std::span<std::byte> b, std::uint64_t) {
+            crc_value = crc32c(crc_value, b.data(), b.size());
+            return 0;
+        };
     zcio::FileSendReport last;
     for (auto _ : state) {
         last = tx.send(f, {}, o);
@@ -158,10 +159,11 @@ void bm_raw_direct_read(benchmark::State& state) {
         bool done = true;
     };
     std::vector<Read> reads(depth);
-    for (Read& r : reads) r.fn = [](zcio::Completion* c, const io_uring_cqe& cqe) {
-        static_cast<Read*>(c)->res = cqe.res;
-        static_cast<Read*>(c)->done = true;
-    };
+    for (Read& r : reads)
+        r.fn = [](zcio::Completion* c, const io_uring_cqe& cqe) {
+            static_cast<Read*>(c)->res = cqe.res;
+            static_cast<Read*>(c)->done = true;
+        };
     for (auto _ : state) {
         std::uint64_t next = 0, got = 0;
         while (got < g_size) {
@@ -239,8 +241,7 @@ void make_file() {
     // Warm: every page in the page cache.
     zcio::UniqueFd fd(::open(g_path.c_str(), O_RDONLY));
     std::vector<char> buf(1 << 20);
-    while (::read(fd.get(), buf.data(), buf.size()) > 0) {
-    }
+    while (::read(fd.get(), buf.data(), buf.size()) > 0) {}
 }
 
 double median(std::vector<double> v) {

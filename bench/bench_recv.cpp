@@ -32,8 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <arpa/inet.h>
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstring>
@@ -245,8 +245,9 @@ void BM_Bulk(benchmark::State& state, RecvStrategy strategy) {
             if (::send(fd, buf.data(), buf.size(), MSG_NOSIGNAL) < 0) break;
         tx_clock.stop();
     });
-    Sample& sample = receive_loop(state, *rx, 32 << 20, "bulk " + std::to_string(write_size >> 10) + "K " +
-                                           std::string(zcio::to_string(strategy)));
+    Sample& sample =
+        receive_loop(state, *rx, 32 << 20,
+                     "bulk " + std::to_string(write_size >> 10) + "K " + std::string(zcio::to_string(strategy)));
     stop = true;
     ::shutdown(tx[0].get(), SHUT_RDWR);  // unblocks a sender stuck in send()
     sender.join();
@@ -277,7 +278,8 @@ void BM_ManyConnections(benchmark::State& state, RecvStrategy strategy) {
         std::vector<char> buf(msg, 'y');
         while (!stop.load(std::memory_order_relaxed)) {
             // One message to every connection per round, one syscall per round.
-            for (auto& fd : tx) io_uring_prep_send(io_uring_get_sqe(&ring), fd.get(), buf.data(), buf.size(), MSG_NOSIGNAL);
+            for (auto& fd : tx)
+                io_uring_prep_send(io_uring_get_sqe(&ring), fd.get(), buf.data(), buf.size(), MSG_NOSIGNAL);
             if (io_uring_submit_and_wait(&ring, static_cast<unsigned>(conns)) < 0) break;
             io_uring_cqe* cqe;
             unsigned head, seen = 0;
@@ -292,8 +294,9 @@ void BM_ManyConnections(benchmark::State& state, RecvStrategy strategy) {
         io_uring_queue_exit(&ring);
         tx_clock.stop();
     });
-    Sample& sample = receive_loop(state, *rx, 8 << 20, "conns " + std::to_string(conns) + " msg " + std::to_string(msg) + " " +
-                                          std::string(zcio::to_string(strategy)));
+    Sample& sample = receive_loop(state, *rx, 8 << 20,
+                                  "conns " + std::to_string(conns) + " msg " + std::to_string(msg) + " " +
+                                      std::string(zcio::to_string(strategy)));
     stop = true;
     for (auto& fd : tx) ::shutdown(fd.get(), SHUT_RDWR);
     sender.join();
@@ -306,11 +309,20 @@ void register_all() {
     for (auto s : strategies) {
         const std::string n(zcio::to_string(s));
         benchmark::RegisterBenchmark(("bulk/" + n).c_str(), BM_Bulk, s)
-            ->Arg(16 << 10)->Arg(64 << 10)->Arg(128 << 10)
-            ->Iterations(24)->Unit(benchmark::kMillisecond)->UseRealTime();
+            ->Arg(16 << 10)
+            ->Arg(64 << 10)
+            ->Arg(128 << 10)
+            ->Iterations(24)
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
         benchmark::RegisterBenchmark(("many/" + n).c_str(), BM_ManyConnections, s)
-            ->Args({64, 512})->Args({64, 4096})->Args({256, 512})->Args({256, 4096})
-            ->Iterations(many_iterations)->Unit(benchmark::kMillisecond)->UseRealTime();
+            ->Args({64, 512})
+            ->Args({64, 4096})
+            ->Args({256, 512})
+            ->Args({256, 4096})
+            ->Iterations(many_iterations)
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
     }
 }
 
@@ -338,9 +350,9 @@ void print_summary() {
         };
         std::printf("%-26s %8.0f %7.2f %10.1f %7.2f %11.1f %7.2f %9.2f %6.0f%% %6.0f%%\n", key.c_str(),
                     med(v, &Sample::bytes_per_s) / 1e6, ratio(&Sample::bytes_per_s),
-                    med(v, &Sample::cpu_s_per_gb) * 1e3, ratio(&Sample::cpu_s_per_gb),
-                    med(v, &Sample::syscalls_per_mb), ratio(&Sample::syscalls_per_mb),
-                    med(v, &Sample::kib_per_read), med(v, &Sample::rx_busy) * 100, med(v, &Sample::tx_busy) * 100);
+                    med(v, &Sample::cpu_s_per_gb) * 1e3, ratio(&Sample::cpu_s_per_gb), med(v, &Sample::syscalls_per_mb),
+                    ratio(&Sample::syscalls_per_mb), med(v, &Sample::kib_per_read), med(v, &Sample::rx_busy) * 100,
+                    med(v, &Sample::tx_busy) * 100);
     }
 }
 
@@ -358,14 +370,14 @@ int main(int argc, char** argv) {
     int kept = 1;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
-        const bool ours = numeric_flag(a, "--wait_batch=", wait_batch) || numeric_flag(a, "--batch_wait_us=", batch_wait_us) ||
-                          numeric_flag(a, "--bulk_buffers=", bulk_buffers) ||
-                          numeric_flag(a, "--bulk_buffer_size=", bulk_buffer_size) ||
-                          numeric_flag(a, "--many_buffers=", many_buffers) ||
-                          numeric_flag(a, "--many_buffer_size=", many_buffer_size) ||
-                          numeric_flag(a, "--incremental=", incremental) ||
-                          numeric_flag(a, "--many_iterations=", many_iterations) ||
-                          numeric_flag(a, "--sockbuf_kib=", sockbuf_kib);
+        const bool ours =
+            numeric_flag(a, "--wait_batch=", wait_batch) || numeric_flag(a, "--batch_wait_us=", batch_wait_us) ||
+            numeric_flag(a, "--bulk_buffers=", bulk_buffers) ||
+            numeric_flag(a, "--bulk_buffer_size=", bulk_buffer_size) ||
+            numeric_flag(a, "--many_buffers=", many_buffers) ||
+            numeric_flag(a, "--many_buffer_size=", many_buffer_size) ||
+            numeric_flag(a, "--incremental=", incremental) || numeric_flag(a, "--many_iterations=", many_iterations) ||
+            numeric_flag(a, "--sockbuf_kib=", sockbuf_kib);
         if (!ours) argv[kept++] = argv[i];
     }
     argc = kept;

@@ -20,8 +20,8 @@
 
 #include <fuzzer/FuzzedDataProvider.h>
 
-#include <algorithm>
 #include <sanitizer/common_interface_defs.h>
+#include <algorithm>
 
 #include <cstddef>
 #include <cstdint>
@@ -58,7 +58,8 @@ void bundles(FuzzedDataProvider& in) {
 
     const std::uint64_t want = res <= 0 ? 1 : (static_cast<std::uint64_t>(res) + size - 1) / size;
     const std::uint32_t n = zcio::bundle_buffer_count(res, size);
-    if (n != want) fail("bundle_buffer_count differs from ceil(res / size)", static_cast<unsigned long long>(res) << 32 | size, n);
+    if (n != want)
+        fail("bundle_buffer_count differs from ceil(res / size)", static_cast<unsigned long long>(res) << 32 | size, n);
 
     if (n > 65536) return;  // a real bundle is at most a ring (32768 buffers); walking 2^31 is just slow
 
@@ -100,10 +101,12 @@ void zcrx_slices(FuzzedDataProvider& in) {
     // A completion the kernel could write for an area of `area_size` bytes.
     const auto area = in.ConsumeIntegral<std::uint16_t>();
     const auto area_size = in.ConsumeIntegralInRange<std::uint64_t>(1, std::uint64_t{1} << 40);
-    const auto len = in.ConsumeIntegralInRange<std::uint32_t>(1, static_cast<std::uint32_t>(std::min<std::uint64_t>(area_size, INT32_MAX)));
+    const auto len = in.ConsumeIntegralInRange<std::uint32_t>(
+        1, static_cast<std::uint32_t>(std::min<std::uint64_t>(area_size, INT32_MAX)));
     const auto at = in.ConsumeIntegralInRange<std::uint64_t>(0, area_size - len);
     const zcio::ZcrxSlice k = zcio::zcrx_slice((std::uint64_t{area} << 48) | at, static_cast<std::int32_t>(len));
-    if (k.area != area || k.offset != at || k.len != len) fail("zcrx_slice does not give back the kernel's slice", at, len);
+    if (k.area != area || k.offset != at || k.len != len)
+        fail("zcrx_slice does not give back the kernel's slice", at, len);
     if (k.offset + k.len > area_size) fail("zcrx slice outside its area", k.offset, k.len);
 }
 
@@ -141,7 +144,8 @@ void refill_ring(FuzzedDataProvider& in) {
     for (int step = 0; step < 512 && in.remaining_bytes() > 0; ++step) {
         const std::uint32_t free_now = ring.free_entries();
         if (free_now > entries) fail("more free entries than the ring has", free_now, entries);
-        if (free_now != entries - (tail - head)) fail("free_entries disagrees with the model", free_now, entries - (tail - head));
+        if (free_now != entries - (tail - head))
+            fail("free_entries disagrees with the model", free_now, entries - (tail - head));
         if (in.ConsumeBool()) {
             const auto off = in.ConsumeIntegral<std::uint64_t>();
             const auto len = in.ConsumeIntegral<std::uint32_t>();
@@ -156,7 +160,8 @@ void refill_ring(FuzzedDataProvider& in) {
             for (std::size_t i = 0; i < mem.size(); ++i) {
                 const bool in_entry = i >= slot && i < slot + sizeof(Rqe);
                 const bool in_tail = i >= tail_off && i < tail_off + 4u;
-                if (!in_entry && !in_tail && mem[i] != before[i]) fail("push wrote outside its entry and the tail", i, slot);
+                if (!in_entry && !in_tail && mem[i] != before[i])
+                    fail("push wrote outside its entry and the tail", i, slot);
             }
             ++tail;
             if (word(tail_off) != tail || ring.tail() != tail) fail("tail not published", word(tail_off), tail);
@@ -187,10 +192,10 @@ void refill_ring(FuzzedDataProvider& in) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     FuzzedDataProvider in(data, size);
     switch (in.ConsumeIntegralInRange<int>(0, 3)) {
-        case 0: buffer_ids(in); break;
-        case 1: bundles(in); break;
-        case 2: zcrx_slices(in); break;
-        case 3: refill_ring(in); break;
+    case 0: buffer_ids(in); break;
+    case 1: bundles(in); break;
+    case 2: zcrx_slices(in); break;
+    case 3: refill_ring(in); break;
     }
     return 0;
 }

@@ -54,7 +54,8 @@ void fuzz_results(std::string_view text) {
     if (!r.results) return check_rejection(r.error, text);
     if (r.results->report.streams.size() > 2u * zcperf::max_streams) fail("accepted more than 512 streams", "");
     for (const auto& s : r.results->report.streams) {
-        if (s.id < 1 || s.id > 2 * zcperf::max_streams + 1) fail("accepted a stream id out of range", std::to_string(s.id));
+        if (s.id < 1 || s.id > 2 * zcperf::max_streams + 1)
+            fail("accepted a stream id out of range", std::to_string(s.id));
         if (!printable(s.error) || !printable(s.strategy)) fail("a peer string kept a control character", s.error);
     }
     const std::string once = zcperf::serialize_results(*r.results);

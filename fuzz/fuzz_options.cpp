@@ -68,14 +68,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
     zcperf::Options o;
     const int rc = zcperf::parse_command_line(static_cast<int>(args.size()), argv.data(), o);
-    if (rc != -1 && rc != 0 && rc != 2) fail("unexpected exit code from parse_command_line", std::to_string(rc) + " " + show(args));
+    if (rc != -1 && rc != 0 && rc != 2)
+        fail("unexpected exit code from parse_command_line", std::to_string(rc) + " " + show(args));
     if (rc >= 0) return 0;
     if (!zcperf::validate(o).empty()) return 0;
     if (o.mode == zcperf::Mode::features) return 0;
 
     if (o.parallel < 1 || o.parallel > 256) fail("validate accepted -P out of 1..256", show(args));
     if (o.repeat < 1 || o.repeat > 100) fail("validate accepted --repeat out of 1..100", show(args));
-    if (o.mode != zcperf::Mode::sweep && o.strategies.size() > 1) fail("several strategies outside a sweep", show(args));
+    if (o.mode != zcperf::Mode::sweep && o.strategies.size() > 1)
+        fail("several strategies outside a sweep", show(args));
     if (o.mode == zcperf::Mode::client && o.host.empty()) fail("client mode without a host", show(args));
     if (o.mode == zcperf::Mode::sweep) {
         if (!(o.duration > 0) || o.duration > 86400) fail("sweep cell time out of range", show(args));

@@ -23,8 +23,7 @@ class AnonymousMapping {
 public:
     AnonymousMapping() noexcept = default;
     explicit AnonymousMapping(std::size_t bytes) : size_(round_to_pages(bytes)) {
-        void* p = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+        void* p = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
         if (p == MAP_FAILED) {
             const int err = errno;
             size_ = 0;

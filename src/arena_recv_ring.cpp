@@ -16,8 +16,8 @@ ArenaRecvRing::ArenaRecvRing(Ring& ring, BufferArena& arena, const ArenaRecvRing
                          "use a power of two between 1 and 32768");
     if (arena.available() < count_)
         throw SetupError("ArenaRecvRing: the arena has " + std::to_string(arena.available()) + " free slabs, " +
-                             std::to_string(count_) + " asked for", ENOBUFS,
-                         "give the arena more slabs or the ring fewer buffers");
+                             std::to_string(count_) + " asked for",
+                         ENOBUFS, "give the arena more slabs or the ring fewer buffers");
     if (arena.slab_size() > (1u << 31))
         throw SetupError("ArenaRecvRing: slabs over 2 GiB", EINVAL, "use smaller slabs");
     entries_ = std::make_unique<AnonymousMapping>(count_ * sizeof(io_uring_buf));
@@ -51,8 +51,7 @@ ArenaRecvRing::~ArenaRecvRing() {
 void ArenaRecvRing::provide(std::uint16_t bid) noexcept {
     Buffer& b = slabs_[bid];
     b.resize(b.capacity());
-    io_uring_buf_ring_add(br_, b.data(), static_cast<unsigned>(b.capacity()), bid,
-                          io_uring_buf_ring_mask(count_), 0);
+    io_uring_buf_ring_add(br_, b.data(), static_cast<unsigned>(b.capacity()), bid, io_uring_buf_ring_mask(count_), 0);
     io_uring_buf_ring_advance(br_, 1);
 }
 

@@ -32,15 +32,12 @@ Strategy AutoPolicy::choose(AutoState& st, const Buffer& b, std::uint64_t ring_i
         return Strategy::copy;
     }
     switch (st.mode) {
-    case AutoState::Mode::zero_copy:
-        ++st.since_decision;
-        return zc;
+    case AutoState::Mode::zero_copy: ++st.since_decision; return zc;
     case AutoState::Mode::copy:
         if (++st.since_decision >= st.reprobe_after) start_measuring(st, c);
         if (st.mode == AutoState::Mode::copy) return Strategy::copy;
         break;
-    default:
-        break;
+    default: break;
     }
     // A measurement window: this send counts toward it.
     if (st.window_sends == 0) st.window_cpu0 = opt_.cpu_seconds();
@@ -60,7 +57,8 @@ void AutoPolicy::start_measuring(AutoState& st, Counters& c) const noexcept {
 }
 
 void AutoPolicy::close_window(AutoState& st, Counters& c) const noexcept {
-    const double cost = (opt_.cpu_seconds() - st.window_cpu0) / static_cast<double>(std::max<std::uint64_t>(st.window_bytes, 1));
+    const double cost =
+        (opt_.cpu_seconds() - st.window_cpu0) / static_cast<double>(std::max<std::uint64_t>(st.window_bytes, 1));
     st.window_sends = 0;
     st.window_bytes = 0;
     if (st.mode == AutoState::Mode::measure_copy) {

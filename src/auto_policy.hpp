@@ -37,7 +37,7 @@ struct AutoState {
     std::uint32_t window_sends = 0;    // the measurement window running now
     std::uint64_t window_bytes = 0;
     double window_cpu0 = 0;
-    double copy_cost = 0;              // CPU seconds per byte of the copy window
+    double copy_cost = 0;  // CPU seconds per byte of the copy window
 };
 
 // What one release of a zero-copy send taught.
@@ -51,11 +51,11 @@ class AutoPolicy {
 public:
     struct Options {
         std::size_t threshold = 8192;
-        std::uint32_t copied_streak = 4;    // COPIED reports in a row that start a measurement
-        std::uint32_t reprobe_every = 4096; // sends before a decision is measured again (then x2, to x64)
-        std::uint32_t window = 256;         // sends per measurement window
-        double margin = 0.05;               // zero-copy must cost this much less to stay
-        double (*cpu_seconds)() = nullptr;  // this thread's CPU clock (tests pass their own)
+        std::uint32_t copied_streak = 4;     // COPIED reports in a row that start a measurement
+        std::uint32_t reprobe_every = 4096;  // sends before a decision is measured again (then x2, to x64)
+        std::uint32_t window = 256;          // sends per measurement window
+        double margin = 0.05;                // zero-copy must cost this much less to stay
+        double (*cpu_seconds)() = nullptr;   // this thread's CPU clock (tests pass their own)
     };
     AutoPolicy(const Options& o, const StrategySupport& support) noexcept;
 

@@ -119,11 +119,10 @@ BufferArena::BufferArena(Ring* ring, const ArenaOptions& options) : pool_(std::m
     if (options.slab_size > max_registered_entry)
         throw SetupError("BufferArena: slab_size " + mib(options.slab_size) + " is over 1 GiB", 0,
                          "the kernel registers at most 1 GiB per buffer: use smaller slabs");
-    if (options.slab_count > (std::size_t{1} << 24) ||
-        options.slab_size > (std::size_t{1} << 40) / options.slab_count)
+    if (options.slab_count > (std::size_t{1} << 24) || options.slab_size > (std::size_t{1} << 40) / options.slab_count)
         throw SetupError("BufferArena: " + std::to_string(options.slab_count) + " slabs of " +
-                             std::to_string(options.slab_size) + " bytes is absurd", 0,
-                         "ask for at most 1 TiB in at most 16M slabs");
+                             std::to_string(options.slab_size) + " bytes is absurd",
+                         0, "ask for at most 1 TiB in at most 16M slabs");
 
     Pool& p = *pool_;
     p.give_back = &Pool::back;
@@ -165,10 +164,10 @@ BufferArena::BufferArena(Ring* ring, const ArenaOptions& options) : pool_(std::m
             if (r == -ENOMEM)  // exact sizes: a small limit in whole MiB reads "0 MiB"
                 hint = "registering pins " + memory_size_text(bytes) + " but RLIMIT_MEMLOCK is " +
                        memory_size_text(memlock_limit()) + " (shared by every process of uid " +
-                       std::to_string(::getuid()) + "): raise it (`ulimit -l unlimited`, or memlock in "
+                       std::to_string(::getuid()) +
+                       "): raise it (`ulimit -l unlimited`, or memlock in "
                        "/etc/security/limits.conf) or grant CAP_IPC_LOCK, or ask for a smaller arena";
-            else if (r == -EBUSY)
-                hint = "this ring already has a fixed-buffer table: use one arena per ring";
+            else if (r == -EBUSY) hint = "this ring already has a fixed-buffer table: use one arena per ring";
             else if (r == -EOVERFLOW || r == -EINVAL)
                 hint = "the kernel refused the layout: use slabs of at most 1 GiB";
             throw SetupError("BufferArena: registering " + memory_size_text(bytes) + " as fixed buffers failed", r,
@@ -204,7 +203,8 @@ Buffer BufferArena::hand_out(std::uint32_t slot) noexcept {
 
 Buffer BufferArena::take() noexcept {
     Pool& p = *pool_;
-    if (p.free_count == 0 || p.poison) [[unlikely]] return take_slow();
+    if (p.free_count == 0 || p.poison) [[unlikely]]
+        return take_slow();
     return hand_out(p.free_slots[--p.free_count]);
 }
 
@@ -228,9 +228,8 @@ PageKind BufferArena::page_kind() const noexcept { return pool_->pages; }
 const ArenaStats& BufferArena::stats() const noexcept { return pool_->stats; }
 
 std::string BufferArena::describe() const {
-    return std::to_string(slab_count()) + " x " + std::to_string(slab_size()) + " B (" +
-           mib(pool_->mapped) + ", " + to_string(page_kind()) + ", " +
-           (registered() ? "registered" : "not registered") + ")";
+    return std::to_string(slab_count()) + " x " + std::to_string(slab_size()) + " B (" + mib(pool_->mapped) + ", " +
+           to_string(page_kind()) + ", " + (registered() ? "registered" : "not registered") + ")";
 }
 
 }  // namespace zcio

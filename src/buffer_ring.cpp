@@ -14,8 +14,7 @@ ProvidedBufferRing::ProvidedBufferRing(Ring& ring, const BufferRingOptions& opti
     if (count_ == 0 || count_ > 32768 || (count_ & (count_ - 1)) != 0)
         throw SetupError("bad buffer_count " + std::to_string(count_), EINVAL,
                          "buffer_count must be a power of two between 1 and 32768");
-    if (size_ == 0)
-        throw SetupError("bad buffer_size 0", EINVAL, "buffer_size must be > 0");
+    if (size_ == 0) throw SetupError("bad buffer_size 0", EINVAL, "buffer_size must be > 0");
 
     memory_.reserve(2);
     memory_.emplace_back(count_ * sizeof(io_uring_buf));
@@ -37,17 +36,17 @@ ProvidedBufferRing::ProvidedBufferRing(Ring& ring, const BufferRingOptions& opti
         if (err == 0) {
             incremental_ = true;
         } else {
-            fallback_reason_ = "IOU_PBUF_RING_INC refused: " + errno_string(err) +
-                               "; one buffer per completion instead";
+            fallback_reason_ =
+                "IOU_PBUF_RING_INC refused: " + errno_string(err) + "; one buffer per completion instead";
             reg.pad = 0;
         }
     }
     if (!incremental_) err = io_uring_register_buf_ring(ring_.native(), &reg, 0);
     if (err != 0)
-        throw SetupError("registering a provided buffer ring (group " + std::to_string(group_id_) +
-                             ", " + std::to_string(count_) + " x " + std::to_string(size_) + " B)",
+        throw SetupError("registering a provided buffer ring (group " + std::to_string(group_id_) + ", " +
+                             std::to_string(count_) + " x " + std::to_string(size_) + " B)",
                          err,
-                         err == -EEXIST ? "that buffer group id is taken on this ring: pick another group_id"
+                         err == -EEXIST   ? "that buffer group id is taken on this ring: pick another group_id"
                          : err == -EINVAL ? "the kernel lacks IORING_REGISTER_PBUF_RING (5.19+): use the plain strategy"
                                           : "lower buffer_count or raise `ulimit -l`");
     registered_ = true;

@@ -67,8 +67,7 @@ int EpollReceiver::poll(std::chrono::nanoseconds timeout) {
     if (free_buffers_.empty()) return delivered_;  // the caller holds every buffer
     const auto ms = std::chrono::ceil<std::chrono::milliseconds>(timeout).count();
     ++counters_.epoll_waits;
-    const int n = ::epoll_wait(epoll_.get(), events_.data(), static_cast<int>(events_.size()),
-                               static_cast<int>(ms));
+    const int n = ::epoll_wait(epoll_.get(), events_.data(), static_cast<int>(events_.size()), static_cast<int>(ms));
     if (n < 0) return errno == EINTR ? delivered_ : -errno;
     for (int i = 0; i < n; ++i) {
         const ConnectionId id = events_[static_cast<std::size_t>(i)].data.u32;
@@ -96,8 +95,8 @@ int EpollReceiver::poll(std::chrono::nanoseconds timeout) {
 }
 
 std::string EpollReceiver::describe() const {
-    std::string s = "plain epoll + recv, " + std::to_string(buffer_count_) + " x " +
-                    std::to_string(buffer_size_) + " B buffers";
+    std::string s =
+        "plain epoll + recv, " + std::to_string(buffer_count_) + " x " + std::to_string(buffer_size_) + " B buffers";
     if (requested_ != effective_) s += " (requested " + std::string(to_string(requested_)) + ")";
     if (!fallback_reason_.empty()) s += " (" + fallback_reason_ + ")";
     return s;

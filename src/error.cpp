@@ -1,7 +1,7 @@
 #include "zcio/error.hpp"
 
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 
 namespace zcio {
 namespace {

@@ -72,8 +72,8 @@ void run_recv_write(Job& j, Buffer& b) {
         if (n < 0) return j.fail(recv_error(errno), "recv");
         j.rep.bytes_received += static_cast<std::uint64_t>(n);
         for (ssize_t done = 0; done < n;) {
-            const ssize_t w = ::pwrite(j.file.fd(), b.data() + done, static_cast<std::size_t>(n - done),
-                                       static_cast<off_t>(off));
+            const ssize_t w =
+                ::pwrite(j.file.fd(), b.data() + done, static_cast<std::size_t>(n - done), static_cast<off_t>(off));
             ++j.rep.syscalls;
             if (w < 0 && errno == EINTR) continue;
             if (w <= 0) return j.fail(w < 0 ? -errno : -EIO, "writing at byte " + std::to_string(off));
@@ -119,8 +119,12 @@ struct WriteOp : Completion {
 class FixedWriter {
 public:
     FixedWriter(Ring& ring, BufferArena& arena, Job& j)
-        : ring_(ring), j_(j), buffers_(ring, arena, {.group_id = j.opt.buffer_group, .buffer_count = j.opt.buffers}),
-          recv_(ring, buffers_, j.sock), ops_(std::make_unique<WriteOp[]>(j.opt.buffers)), next_(j.opt.offset) {
+        : ring_(ring),
+          j_(j),
+          buffers_(ring, arena, {.group_id = j.opt.buffer_group, .buffer_count = j.opt.buffers}),
+          recv_(ring, buffers_, j.sock),
+          ops_(std::make_unique<WriteOp[]>(j.opt.buffers)),
+          next_(j.opt.offset) {
         for (std::uint32_t i = 0; i < j.opt.buffers; ++i) {
             ops_[i].fn = [](Completion* c, const io_uring_cqe& cqe) {
                 auto* op = static_cast<WriteOp*>(c);
@@ -173,8 +177,7 @@ private:
         if (op.buf.registered_with(ring_.id()))
             io_uring_prep_write_fixed(sqe, j_.file.fd(), op.buf.data() + op.done, len, op.offset + op.done,
                                       op.buf.buf_index());
-        else
-            io_uring_prep_write(sqe, j_.file.fd(), op.buf.data() + op.done, len, op.offset + op.done);
+        else io_uring_prep_write(sqe, j_.file.fd(), op.buf.data() + op.done, len, op.offset + op.done);
         io_uring_sqe_set_data(sqe, &op);
         ++inflight_;
         ++j_.rep.write_requests;
@@ -220,8 +223,9 @@ FileRecvReport FileReceiver::receive(int socket_fd, const File& file, const File
     const auto t0 = Clock::now();
     Job j{socket_fd, file, options, rep};
     if (file.direct()) {
-        j.fail(-EINVAL, "receiving into an O_DIRECT file (received chunks are not block-aligned): open it "
-                        "without direct");
+        j.fail(-EINVAL,
+               "receiving into an O_DIRECT file (received chunks are not block-aligned): open it "
+               "without direct");
         j.describe();
         return rep;
     }

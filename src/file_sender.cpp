@@ -57,7 +57,7 @@ struct ReadSlot : Completion {
 
 struct FileSender::State {
     FileSendReport* rep = nullptr;
-    std::uint32_t inflight = 0;     // our buffers in the engine or the kernel
+    std::uint32_t inflight = 0;  // our buffers in the engine or the kernel
     std::uint32_t reads_inflight = 0;
     bool stopped = false;
     Clock::time_point progress = Clock::now();
@@ -159,7 +159,7 @@ struct Job {
     int sock;
     bool stream;
     const File& file;
-    int file_fd;       // plain fd, or a slot of the ring's file table when fixed_file
+    int file_fd;  // plain fd, or a slot of the ring's file table when fixed_file
     bool fixed_file;
     std::uint64_t begin, end;
     std::size_t chunk;
@@ -202,8 +202,8 @@ int send_all(Job& j, const std::byte* p, std::size_t n) {
 // EAGAIN: a non-blocking socket is full, or a blocking one waited the stall timeout (SO_SNDTIMEO,
 // SendTimeout below) with no progress. Waits for room, at most the stall timeout from the last byte.
 bool writable(Job& j) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(j.opt.stall_timeout -
-                                                                            (Clock::now() - j.st.progress));
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(j.opt.stall_timeout - (Clock::now() - j.st.progress));
     if (left.count() <= 0) return false;
     pollfd pfd{j.sock, POLLOUT, 0};
     return ::poll(&pfd, 1, static_cast<int>(left.count())) > 0;
@@ -243,13 +243,13 @@ void run_splice(Job& j) {
         if (in == 0) return j.st.shrank(static_cast<std::uint64_t>(off), j.end);
         if (in < 0) {
             if (errno == EINTR) continue;
-            return j.st.fail(-errno, "splice from the file at byte " + std::to_string(off) + ": " +
-                                         errno_string(errno));
+            return j.st.fail(-errno,
+                             "splice from the file at byte " + std::to_string(off) + ": " + errno_string(errno));
         }
         for (auto left = static_cast<std::size_t>(in); left > 0;) {
             const bool more = static_cast<std::uint64_t>(off) < j.end && j.stream;
-            const ssize_t out = ::splice(pipe.read.get(), nullptr, j.sock, nullptr, left,
-                                         SPLICE_F_MOVE | (more ? SPLICE_F_MORE : 0u));
+            const ssize_t out =
+                ::splice(pipe.read.get(), nullptr, j.sock, nullptr, left, SPLICE_F_MOVE | (more ? SPLICE_F_MORE : 0u));
             ++j.rep.syscalls;
             if (out > 0) {
                 left -= static_cast<std::size_t>(out);
@@ -331,8 +331,7 @@ void issue_read(Job& j, ReadSlot& s, Buffer&& b, std::uint64_t off, std::size_t 
     io_uring_sqe* sqe = j.engine.ring().sqe();
     if (s.buf.registered_with(j.engine.ring().id()))
         io_uring_prep_read_fixed(sqe, j.file_fd, s.buf.data(), w.read_len, w.read_offset, s.buf.buf_index());
-    else
-        io_uring_prep_read(sqe, j.file_fd, s.buf.data(), w.read_len, w.read_offset);
+    else io_uring_prep_read(sqe, j.file_fd, s.buf.data(), w.read_len, w.read_offset);
     if (j.fixed_file) sqe->flags |= IOSQE_FIXED_FILE;
     io_uring_sqe_set_data(sqe, &s);
     ++j.st.reads_inflight;
@@ -347,8 +346,7 @@ void process_read(Job& j, ReadSlot& s) {
     Buffer b = std::move(s.buf);  // dropped here (back to the arena) unless sent
     s.done = false;
     if (st.stopped) return;
-    if (s.res < 0)
-        return st.fail(s.res, "reading at byte " + std::to_string(s.offset) + ": " + errno_string(s.res));
+    if (s.res < 0) return st.fail(s.res, "reading at byte " + std::to_string(s.offset) + ": " + errno_string(s.res));
     j.rep.bytes_read += static_cast<std::uint64_t>(s.res);
     const auto res = static_cast<std::uint32_t>(s.res);
     const std::uint32_t got = res > s.skip ? std::min(res - s.skip, s.want) : 0;
@@ -362,8 +360,7 @@ void process_read(Job& j, ReadSlot& s) {
     if (got) {
         ++st.inflight;
         ++j.rep.sends;
-        j.engine.send(j.id, std::move(b),
-                      Storage{[p = &st, want = got, off = s.offset, end = j.end](Release r) {
+        j.engine.send(j.id, std::move(b), Storage{[p = &st, want = got, off = s.offset, end = j.end](Release r) {
                           p->released(r, want, off, end);
                       }});
     }
@@ -475,16 +472,16 @@ FileSendReport FileSender::send(const File& file, FileRange range, const FileSen
         st.fail(-ENODATA, "the range [" + std::to_string(begin) + ", " + std::to_string(end) +
                               ") goes past the end of " + file.path() + " (" + std::to_string(size) + " bytes)");
     else if (options.hook && (rep.used == FileSendStrategy::sendfile || rep.used == FileSendStrategy::splice))
-        st.fail(-EINVAL, std::string(to_string(rep.used)) +
-                             " never shows the bytes to a hook: use read-zc, read-send or auto");
+        st.fail(-EINVAL,
+                std::string(to_string(rep.used)) + " never shows the bytes to a hook: use read-zc, read-send or auto");
     else if (chunk == 0 || options.depth == 0)
         st.fail(-EINVAL, "chunk and depth must be > 0 (O_DIRECT: chunk of at least " +
                              std::to_string(File::direct_alignment) + " bytes)");
     if (st.stopped || begin == end) return rep;
 
     const int slot = rep.used == FileSendStrategy::read_zc ? engine_.ring().register_file(file.fd()) : -1;
-    Job j{engine_, arena_, id_, fd_, stream_, file, slot >= 0 ? slot : file.fd(), slot >= 0,
-          begin, end, chunk, options, st, rep};
+    Job j{engine_,   arena_, id_, fd_,   stream_, file, slot >= 0 ? slot : file.fd(),
+          slot >= 0, begin,  end, chunk, options, st,   rep};
     switch (rep.used) {
     case FileSendStrategy::sendfile: {
         SigpipeBlocked quiet;

@@ -17,7 +17,8 @@ bool aborts_on_broken_invariant() noexcept;
 
 }  // namespace zcio::detail
 
-#define ZCIO_INVARIANT(cond, counter, what)                                       \
-    do {                                                                          \
-        if (!(cond)) [[unlikely]] ::zcio::detail::invariant_broken((counter), (what)); \
+#define ZCIO_INVARIANT(cond, counter, what)                      \
+    do {                                                         \
+        if (!(cond)) [[unlikely]]                                \
+            ::zcio::detail::invariant_broken((counter), (what)); \
     } while (0)

@@ -119,9 +119,15 @@ std::string pinned_send_advice() {
     const std::uint64_t limit = memlock_limit();
     const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
     return "Zero-copy from memory that is not registered pins each send's pages, and for a process without "
-           "CAP_IPC_LOCK the kernel charges them (" + std::to_string(page >> 10) + " KiB per page plus two pages a "
-           "send, while it is in flight) to RLIMIT_MEMLOCK (" + memory_size_text(limit) + " here, shared by every "
-           "process of uid " + std::to_string(::getuid()) + "), refusing sends past it with ENOMEM. Fix: raise the "
+           "CAP_IPC_LOCK the kernel charges them (" +
+           std::to_string(page >> 10) +
+           " KiB per page plus two pages a "
+           "send, while it is in flight) to RLIMIT_MEMLOCK (" +
+           memory_size_text(limit) +
+           " here, shared by every "
+           "process of uid " +
+           std::to_string(::getuid()) +
+           "), refusing sends past it with ENOMEM. Fix: raise the "
            "limit (`ulimit -l`, memlock in /etc/security/limits.conf, LimitMEMLOCK= in a systemd unit) or grant "
            "CAP_IPC_LOCK; or send from a registered BufferArena with zc-fixed (charged once, at registration)";
 }

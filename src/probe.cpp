@@ -169,7 +169,7 @@ struct ZcOutcome {
     int submit = 0;          // io_uring_submit's result when it was not 1
     bool completed = false;  // the request's CQE arrived
     int res = 0;
-    bool more = false;       // IORING_CQE_F_MORE: a notification follows
+    bool more = false;  // IORING_CQE_F_MORE: a notification follows
     bool notified = false;
     std::uint32_t notif_res = 0;
     bool timed_out = false;
@@ -246,16 +246,11 @@ struct BoolField {
 };
 
 constexpr BoolField ring_bools[] = {
-    {"io_uring", &KernelFeatures::io_uring},
-    {"query_interface", &KernelFeatures::query_interface},
-    {"single_issuer", &KernelFeatures::single_issuer},
-    {"defer_taskrun", &KernelFeatures::defer_taskrun},
-    {"coop_taskrun", &KernelFeatures::coop_taskrun},
-    {"cqe32", &KernelFeatures::cqe32},
-    {"cqe_mixed", &KernelFeatures::cqe_mixed},
-    {"no_sqarray", &KernelFeatures::no_sqarray},
-    {"submit_all", &KernelFeatures::submit_all},
-    {"registered_ring_fd", &KernelFeatures::registered_ring_fd},
+    {"io_uring", &KernelFeatures::io_uring},           {"query_interface", &KernelFeatures::query_interface},
+    {"single_issuer", &KernelFeatures::single_issuer}, {"defer_taskrun", &KernelFeatures::defer_taskrun},
+    {"coop_taskrun", &KernelFeatures::coop_taskrun},   {"cqe32", &KernelFeatures::cqe32},
+    {"cqe_mixed", &KernelFeatures::cqe_mixed},         {"no_sqarray", &KernelFeatures::no_sqarray},
+    {"submit_all", &KernelFeatures::submit_all},       {"registered_ring_fd", &KernelFeatures::registered_ring_fd},
 };
 constexpr BoolField send_bools[] = {
     {"op_send", &KernelFeatures::op_send},
@@ -291,8 +286,9 @@ void for_each_bool(F&& f) {
 }
 
 constexpr std::string_view value_fields[] = {
-    "kernel_release", "last_op", "ring_features", "query_request_opcodes", "query_setup_flags",
-    "zcrx_query_result", "memlock_limit", "nr_hugepages", "thp_mode",
+    "kernel_release",        "last_op",           "ring_features",
+    "query_request_opcodes", "query_setup_flags", "zcrx_query_result",
+    "memlock_limit",         "nr_hugepages",      "thp_mode",
 };
 
 // ---- the probe, step by step ---------------------------------------------------------------------
@@ -325,9 +321,9 @@ void probe_opcodes(KernelFeatures& k, io_uring* ring) {
         k.*o.member = io_uring_opcode_supported(p, o.op) != 0;
         if (k.*o.member) continue;
         k.reasons[o.field] = o.op > p->last_op
-            ? "opcode " + std::to_string(o.op) + " (" + o.name + ") is past the kernel's last_op " +
-                  std::to_string(p->last_op)
-            : "opcode " + std::to_string(o.op) + " (" + o.name + ") is known but not supported";
+                                 ? "opcode " + std::to_string(o.op) + " (" + o.name +
+                                       ") is past the kernel's last_op " + std::to_string(p->last_op)
+                                 : "opcode " + std::to_string(o.op) + " (" + o.name + ") is known but not supported";
     }
     io_uring_free_probe(p);
 }
@@ -367,8 +363,8 @@ void probe_setup_flags(KernelFeatures& k) {
     };
     const Trial trials[] = {
         {&KernelFeatures::single_issuer, "single_issuer", IORING_SETUP_SINGLE_ISSUER, "SINGLE_ISSUER"},
-        {&KernelFeatures::defer_taskrun, "defer_taskrun",
-         IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, "SINGLE_ISSUER|DEFER_TASKRUN"},
+        {&KernelFeatures::defer_taskrun, "defer_taskrun", IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+         "SINGLE_ISSUER|DEFER_TASKRUN"},
         {&KernelFeatures::coop_taskrun, "coop_taskrun", IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
          "COOP_TASKRUN|TASKRUN_FLAG"},
         {&KernelFeatures::cqe32, "cqe32", IORING_SETUP_CQE32, "CQE32"},
@@ -430,7 +426,8 @@ void probe_send_zc(KernelFeatures& k, io_uring* ring) {
         reg = io_uring_register_buffers(ring, &iov, 1);
     }
     if (reg != 0) {
-        const std::string why = "could not register a 4 KiB buffer to try it: " + errno_string(reg) + memlock_hint(k, reg);
+        const std::string why =
+            "could not register a 4 KiB buffer to try it: " + errno_string(reg) + memlock_hint(k, reg);
         if (k.send_zc) k.reasons["send_zc_fixed"] = why;
         if (k.sendmsg_zc) k.reasons["sendmsg_zc_fixed"] = why;
         return;
@@ -490,9 +487,10 @@ void probe_send_to_address(KernelFeatures& k, io_uring* ring) {
     const ssize_t n = ::recv(udp.rx.get(), got, sizeof got, MSG_DONTWAIT);
     k.send_to_address = o.sent_all() && n == static_cast<ssize_t>(trial_len);
     if (!k.send_to_address)
-        k.reasons["send_to_address"] = o.sent_all() ? "SEND with a destination reported success, but nothing arrived"
-                                                    : o.failure("SEND with a destination (addr2)") +
-                                                          (o.res == -EINVAL ? " (this kernel's SEND takes no destination; SEND_ZC does)" : "");
+        k.reasons["send_to_address"] =
+            o.sent_all() ? "SEND with a destination reported success, but nothing arrived"
+                         : o.failure("SEND with a destination (addr2)") +
+                               (o.res == -EINVAL ? " (this kernel's SEND takes no destination; SEND_ZC does)" : "");
 }
 
 void probe_msg_zerocopy(KernelFeatures& k) {
@@ -503,7 +501,8 @@ void probe_msg_zerocopy(KernelFeatures& k) {
     }
     const int one = 1;
     k.msg_zerocopy = ::setsockopt(s.get(), SOL_SOCKET, SO_ZEROCOPY, &one, sizeof one) == 0;
-    if (!k.msg_zerocopy) k.reasons["msg_zerocopy"] = "setsockopt(SO_ZEROCOPY) on TCP refused with " + errno_string(errno);
+    if (!k.msg_zerocopy)
+        k.reasons["msg_zerocopy"] = "setsockopt(SO_ZEROCOPY) on TCP refused with " + errno_string(errno);
 }
 
 void probe_pbuf_rings(KernelFeatures& k, io_uring* ring) {
@@ -535,9 +534,9 @@ void probe_pbuf_rings(KernelFeatures& k, io_uring* ring) {
         if (r == 0) {
             io_uring_unregister_buf_ring(ring, t.bgid);
         } else {
-            k.reasons[t.field] = std::string(t.what) + " refused with " + errno_string(r) +
-                                 (t.flags != 0 && r == -EINVAL ? " (incremental rings came with Linux 6.12)"
-                                                               : memlock_hint(k, r));
+            k.reasons[t.field] =
+                std::string(t.what) + " refused with " + errno_string(r) +
+                (t.flags != 0 && r == -EINVAL ? " (incremental rings came with Linux 6.12)" : memlock_hint(k, r));
         }
     }
 }
@@ -562,12 +561,9 @@ void probe_memory(KernelFeatures& k) {
 
     int err = 0;
     const std::string hp = read_first_line("/proc/sys/vm/nr_hugepages", err);
-    if (err != 0)
-        k.reasons["nr_hugepages"] = "/proc/sys/vm/nr_hugepages unreadable: " + errno_string(err);
-    else
-        k.nr_hugepages = std::strtoul(hp.c_str(), nullptr, 10);
-    if (err == 0 && k.nr_hugepages == 0)
-        k.reasons["nr_hugepages"] = "none reserved: MAP_HUGETLB fails with ENOMEM";
+    if (err != 0) k.reasons["nr_hugepages"] = "/proc/sys/vm/nr_hugepages unreadable: " + errno_string(err);
+    else k.nr_hugepages = std::strtoul(hp.c_str(), nullptr, 10);
+    if (err == 0 && k.nr_hugepages == 0) k.reasons["nr_hugepages"] = "none reserved: MAP_HUGETLB fails with ENOMEM";
 
     const std::string thp = read_first_line("/sys/kernel/mm/transparent_hugepage/enabled", err);
     const auto open = thp.find('['), close = thp.find(']');
@@ -575,8 +571,7 @@ void probe_memory(KernelFeatures& k) {
         k.reasons["thp_mode"] = "/sys/kernel/mm/transparent_hugepage/enabled unreadable: " + errno_string(err);
     else if (open == std::string::npos || close == std::string::npos || close < open)
         k.reasons["thp_mode"] = "unexpected contents: \"" + thp + "\"";
-    else
-        k.thp_mode = thp.substr(open + 1, close - open - 1);
+    else k.thp_mode = thp.substr(open + 1, close - open - 1);
     if (k.thp_mode == "never") k.reasons["thp_mode"] = "transparent huge pages are off";
 }
 
@@ -629,7 +624,9 @@ std::string KernelFeatures::report() const {
     out << "\nreceive\n";
     for (const auto& f : recv_bools) bool_line(out, *this, f);
     line(out, "zcrx_query_result",
-         !query_interface ? "not asked" : zcrx_query_result == 0 ? "0" : errno_string(zcrx_query_result));
+         !query_interface         ? "not asked"
+         : zcrx_query_result == 0 ? "0"
+                                  : errno_string(zcrx_query_result));
 
     out << "\nmemory\n";
     line(out, "memlock_limit", memory_size_text(memlock_limit));
@@ -656,7 +653,7 @@ std::string KernelFeatures::report() const {
                           "    where zero-copy does not happen (loopback, veth, most local delivery).\n"
                         : "  - notifications do not report copies: zcio cannot tell zero-copy from copy; measure.\n");
         out << "  - rings: "
-            << (defer_taskrun ? "SINGLE_ISSUER|DEFER_TASKRUN (completions run in the ring's own thread)"
+            << (defer_taskrun  ? "SINGLE_ISSUER|DEFER_TASKRUN (completions run in the ring's own thread)"
                 : coop_taskrun ? "COOP_TASKRUN|TASKRUN_FLAG (no DEFER_TASKRUN)"
                                : "plain set-up (no task-run flags)")
             << (registered_ring_fd ? ", registered ring fd" : "") << ".\n";
@@ -719,7 +716,8 @@ KernelFeatures probe_uncached() {
         const int rr = io_uring_register_ring_fd(ring.get());
         k.registered_ring_fd = rr == 1;
         if (!k.registered_ring_fd)
-            k.reasons["registered_ring_fd"] = "IORING_REGISTER_RING_FDS refused with " + errno_string(rr < 0 ? rr : -EIO);
+            k.reasons["registered_ring_fd"] =
+                "IORING_REGISTER_RING_FDS refused with " + errno_string(rr < 0 ? rr : -EIO);
         k.recvsend_bundle = (k.ring_features & IORING_FEAT_RECVSEND_BUNDLE) != 0;
         if (!k.recvsend_bundle)
             k.reasons["recvsend_bundle"] = "IORING_FEAT_RECVSEND_BUNDLE not in features " + hex(k.ring_features);

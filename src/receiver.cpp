@@ -38,10 +38,8 @@ void Receiver::deliver(RecvEvent&& ev) {
     ++delivered_;
     // Completions can be reaped outside poll() (a full SQ makes Ring::sqe() reap): keep them, in
     // order, for the next poll rather than lose them.
-    if (handler_ && backlog_.empty())
-        handler_(std::move(ev));
-    else
-        backlog_.push_back(std::move(ev));
+    if (handler_ && backlog_.empty()) handler_(std::move(ev));
+    else backlog_.push_back(std::move(ev));
 }
 
 int Receiver::drain_backlog() {

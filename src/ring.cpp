@@ -39,11 +39,10 @@ Ring::Ring(const RingOptions& options)
     : file_slots_(options.file_slots), id_(next_ring_id.fetch_add(1, std::memory_order_relaxed)) {
     const unsigned cq = options.cq_entries ? options.cq_entries : options.sq_entries * 8;
     if (options.sq_entries == 0 || cq < options.sq_entries)
-        throw SetupError("bad RingOptions: sq_entries " + std::to_string(options.sq_entries) +
-                             ", cq_entries " + std::to_string(cq), 0,
-                         "sq_entries must be > 0 and cq_entries >= sq_entries (0 picks 8 x sq)");
-    const unsigned base = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL |
-                          (options.cqe32 ? IORING_SETUP_CQE32 : 0U);
+        throw SetupError(
+            "bad RingOptions: sq_entries " + std::to_string(options.sq_entries) + ", cq_entries " + std::to_string(cq),
+            0, "sq_entries must be > 0 and cq_entries >= sq_entries (0 picks 8 x sq)");
+    const unsigned base = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | (options.cqe32 ? IORING_SETUP_CQE32 : 0U);
     // Best first. DEFER_TASKRUN runs completion work only when we ask for events, in our thread:
     // fewer interrupts of the hot loop. It requires SINGLE_ISSUER (we are: one ring per thread).
     const unsigned attempts[] = {
@@ -62,16 +61,18 @@ Ring::Ring(const RingOptions& options)
             break;
         }
         if (!fallback_reason_.empty()) fallback_reason_ += "; ";
-        fallback_reason_ += "flags 0x" + [&] {
-            char b[16];
-            std::snprintf(b, sizeof b, "%x", flags);
-            return std::string(b);
-        }() + " refused with " + errno_string(err);
+        fallback_reason_ += "flags 0x" +
+                            [&] {
+                                char b[16];
+                                std::snprintf(b, sizeof b, "%x", flags);
+                                return std::string(b);
+                            }() +
+                            " refused with " + errno_string(err);
         if (err != -EINVAL) break;  // only EINVAL means "flag unknown"; anything else is real
     }
     if (err != 0) {
         throw SetupError("io_uring_queue_init_params failed", err,
-                         err == -ENOMEM ? "lower sq_entries/cq_entries or raise `ulimit -l`"
+                         err == -ENOMEM  ? "lower sq_entries/cq_entries or raise `ulimit -l`"
                          : err == -EPERM ? "io_uring may be disabled: check /proc/sys/kernel/io_uring_disabled"
                                          : "check that the kernel has io_uring (5.19+ for zero-copy send)");
     }
@@ -211,8 +212,7 @@ int Ring::wait_once(unsigned wait_nr, std::chrono::nanoseconds timeout) {
         flags |= IORING_ENTER_REGISTERED_RING;
         fd = ring_.enter_ring_fd;
     }
-    return io_uring_enter2(static_cast<unsigned>(fd), 0, wait_nr, flags, reinterpret_cast<sigset_t*>(&arg),
-                           sizeof arg);
+    return io_uring_enter2(static_cast<unsigned>(fd), 0, wait_nr, flags, reinterpret_cast<sigset_t*>(&arg), sizeof arg);
 }
 
 int Ring::dispatch_ready() {

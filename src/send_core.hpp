@@ -43,8 +43,8 @@ public:
                                               ReleaseHandler&& on_release, NotifGroup* group,
                                               const SendOptions& options, BufferChain* more = nullptr,
                                               const FileRead* read = nullptr);
-    void accept_chain(SocketId id, BufferChain&& chain, Model model, SentHandler&& on_sent,
-                      ReleaseHandler&& on_release, NotifGroup* group);
+    void accept_chain(SocketId id, BufferChain&& chain, Model model, SentHandler&& on_sent, ReleaseHandler&& on_release,
+                      NotifGroup* group);
     void accept_read(SocketId id, Buffer&& buffer, const FileRead& read, ReleaseHandler&& on_release);
     void flush(NotifGroup& group);
 
@@ -62,7 +62,7 @@ public:
             return *sockets_[id];
         unknown_socket(id);
     }
-    void shutdown() noexcept;                // the destructor's work
+    void shutdown() noexcept;  // the destructor's work
 
     // ---- file reads linked ahead of a send (src/send_engine_file.cpp) --------------------------
     void attach_read(Op& op, const FileRead& read) noexcept;
@@ -79,7 +79,8 @@ public:
     // or the ring's walk is on the stack (a handler that calls send() is not the one to get it):
     // the outermost call throws it.
     void rethrow() {
-        if (deferred_) [[unlikely]] throw_deferred();
+        if (deferred_) [[unlikely]]
+            throw_deferred();
     }
 
     // ---- for tests that craft completions (tests/test_send_invariants.cpp) --------------------
@@ -128,7 +129,8 @@ private:
     }
     void uncount_inflight(SendSocket& s, Op& op) noexcept {
         if (!op.f.counted) return;
-        if (s.inflight < op.total || inflight_ < op.total) [[unlikely]] return inflight_underflow(s, op);
+        if (s.inflight < op.total || inflight_ < op.total) [[unlikely]]
+            return inflight_underflow(s, op);
         s.inflight -= op.total;
         inflight_ -= op.total;
     }
@@ -146,7 +148,8 @@ private:
         if (op.settled()) release(op);
     }
     void fire_sent(Op& op) {
-        if (op.model == Model::two_step && op.on_sent) [[unlikely]] fire_sent_now(op);
+        if (op.model == Model::two_step && op.on_sent) [[unlikely]]
+            fire_sent_now(op);
     }
     [[gnu::noinline]] void fire_sent_now(Op& op);
     void fire_group(NotifGroup& g);
@@ -181,13 +184,13 @@ private:
     OpPool ops_;
     std::vector<std::unique_ptr<SendSocket>> sockets_;
     std::size_t inflight_ = 0;
-    Counters counters_;                   // engine-wide events, and sockets already removed
-    OpQueue ready_;                       // syscall sends done, to be released from run()
-    std::vector<NotifGroup*> due_groups_; // flushed with nothing pending: fire from run()
-    bool held_back_ = false;              // a pump() stopped at a bound with sends still queued
-    std::exception_ptr deferred_;         // what a handler threw, until it can be thrown
-    std::uint32_t handler_depth_ = 0;     // > 0 while a handler runs (it may call us again)
-    bool pinning_refused_ = false;        // auto copied a send the kernel would not charge (ENOMEM)
+    Counters counters_;                    // engine-wide events, and sockets already removed
+    OpQueue ready_;                        // syscall sends done, to be released from run()
+    std::vector<NotifGroup*> due_groups_;  // flushed with nothing pending: fire from run()
+    bool held_back_ = false;               // a pump() stopped at a bound with sends still queued
+    std::exception_ptr deferred_;          // what a handler threw, until it can be thrown
+    std::uint32_t handler_depth_ = 0;      // > 0 while a handler runs (it may call us again)
+    bool pinning_refused_ = false;         // auto copied a send the kernel would not charge (ENOMEM)
 };
 
 }  // namespace zcio::detail

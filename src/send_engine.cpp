@@ -30,8 +30,7 @@ void SendEngine::send(SocketId id, Buffer&& buffer, TwoStep h, const SendOptions
 }
 void SendEngine::send(SocketId id, Buffer&& buffer, Storage h, const SendOptions& options) {
     SentHandler none;
-    core_->accept(id, std::move(buffer), Model::storage, std::move(none), std::move(h.on_complete), nullptr,
-                  options);
+    core_->accept(id, std::move(buffer), Model::storage, std::move(none), std::move(h.on_complete), nullptr, options);
     core_->rethrow();
 }
 void SendEngine::send(SocketId id, Buffer&& buffer, NotifGroup& group, const SendOptions& options) {
@@ -103,7 +102,8 @@ void SendCore::accept(SocketId id, Buffer&& buffer, Model model, SentHandler&& o
         op->total += op->more.bytes();
     }
     op->has_read = read != nullptr;
-    if (read) [[unlikely]] attach_read(*op, *read);
+    if (read) [[unlikely]]
+        attach_read(*op, *read);
     ++s.ops;
     ++s.counters.sends;
     const int bad_address = options.to || options.gso_size ? address(s, *op, options) : 0;
@@ -239,8 +239,8 @@ void SendCore::pump(SendSocket& s) {
         }
         s.queue.pop_front();
         count_inflight(s, *op);
-        const bool more = s.stream && !s.queue.empty() && chained + 1 < chain_room &&
-                          !is_syscall(s.queue.head->used) && room_for(s, *s.queue.head);
+        const bool more = s.stream && !s.queue.empty() && chained + 1 < chain_room && !is_syscall(s.queue.head->used) &&
+                          room_for(s, *s.queue.head);
         prep(s, *op, s.stream && more);
         ++chained;
         if (s.stream && !more) break;
@@ -249,7 +249,8 @@ void SendCore::pump(SendSocket& s) {
 }
 
 void SendCore::prep(SendSocket& s, Op& op, bool link) {
-    if (op.has_read) [[unlikely]] prep_read(s, op);  // linked ahead of this send, if not done yet
+    if (op.has_read) [[unlikely]]
+        prep_read(s, op);  // linked ahead of this send, if not done yet
     io_uring_sqe* sqe = ring_.sqe();
     const std::byte* data = op.buffer.data() + op.done;  // single-buffer strategies
     const std::size_t len = op.total - op.done;
@@ -260,18 +261,13 @@ void SendCore::prep(SendSocket& s, Op& op, bool link) {
         prep_msghdr(s, op, sqe, flags);
     } else {
         switch (op.used) {
-        case Strategy::copy:
-            io_uring_prep_send(sqe, s.sqe_fd(), data, len, flags);
-            break;
-        case Strategy::zc:
-            io_uring_prep_send_zc(sqe, s.sqe_fd(), data, len, flags, IORING_SEND_ZC_REPORT_USAGE);
-            break;
+        case Strategy::copy: io_uring_prep_send(sqe, s.sqe_fd(), data, len, flags); break;
+        case Strategy::zc: io_uring_prep_send_zc(sqe, s.sqe_fd(), data, len, flags, IORING_SEND_ZC_REPORT_USAGE); break;
         case Strategy::zc_fixed:
             io_uring_prep_send_zc_fixed(sqe, s.sqe_fd(), data, len, flags, IORING_SEND_ZC_REPORT_USAGE,
                                         static_cast<unsigned>(op.buffer.buf_index()));
             break;
-        default:
-            break;  // syscall strategies never get here
+        default: break;  // syscall strategies never get here
         }
         if (op.f.addressed && op.to_len)  // SEND / SEND_ZC take a destination themselves (addr2)
             io_uring_prep_send_set_addr(sqe, reinterpret_cast<const sockaddr*>(&op.to),
@@ -359,7 +355,8 @@ void SendCore::on_request(Op& op, const io_uring_cqe& cqe) {
     } else if (res == -ECANCELED && !s.failed && !op.error) {
         // The link chain broke ahead of us (a short send or read); we were never issued. Go again,
         // in order. (A linked read of ours decides first: src/send_engine_file.cpp.)
-        if (op.has_read) [[unlikely]] send_cancelled_after_read(op);
+        if (op.has_read) [[unlikely]]
+            send_cancelled_after_read(op);
         else s.queue.insert_by_seq(&op);
     } else if (res == -ENOMEM && s.strategy == Strategy::automatic && op.more.empty() && !op.has_read &&
                (op.used == Strategy::zc || op.used == Strategy::sendmsg_zc)) {
@@ -454,7 +451,7 @@ void SendCore::release(Op& op) {
 
 // Only when some pump() stopped at a bound: scanning every socket per release is O(sockets).
 void SendCore::pump_held_back(const SendSocket& released) {
-    held_back_ = false;  // each pump below sets it again if it is still held back
+    held_back_ = false;                                  // each pump below sets it again if it is still held back
     for (std::size_t i = 0; i < sockets_.size(); ++i) {  // by index: a handler may add sockets
         SendSocket* o = sockets_[i].get();
         if (!o || o->queue.empty()) continue;

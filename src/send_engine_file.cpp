@@ -57,8 +57,7 @@ void SendCore::prep_read(SendSocket& s, Op& op) {
     io_uring_sqe* sqe = ring_.sqe();
     if (op.buffer.registered_with(ring_.id()))
         io_uring_prep_read_fixed(sqe, rd.fd, op.buffer.data(), rd.length, rd.offset, op.buffer.buf_index());
-    else
-        io_uring_prep_read(sqe, rd.fd, op.buffer.data(), rd.length, rd.offset);
+    else io_uring_prep_read(sqe, rd.fd, op.buffer.data(), rd.length, rd.offset);
     sqe->flags |= IOSQE_IO_LINK;
     if (rd.fixed_file) sqe->flags |= IOSQE_FIXED_FILE;
     io_uring_sqe_set_data(sqe, &rd);

@@ -41,7 +41,7 @@ struct LinkedRead : Completion {
     Op* op = nullptr;
     int fd = -1;
     bool fixed_file = false;
-    bool send_cancelled = false;       // the send's -ECANCELED came before this read's CQE
+    bool send_cancelled = false;  // the send's -ECANCELED came before this read's CQE
     State state = State::pending;
     std::uint32_t length = 0;
     std::uint64_t offset = 0;
@@ -50,42 +50,42 @@ struct LinkedRead : Completion {
 // What every send touches comes first (three cache lines); the gather and MSG_ZEROCOPY state last.
 struct Op : Completion {
     SendCore* core = nullptr;
-    Op* next = nullptr;  // free list, socket queue, or ready list: an op is on at most one
-    SendSocket* sock = nullptr;        // null: the op is free (a CQE for it is stray)
-    std::uint64_t seq = 0;             // order of send() calls on the socket
+    Op* next = nullptr;          // free list, socket queue, or ready list: an op is on at most one
+    SendSocket* sock = nullptr;  // null: the op is free (a CQE for it is stray)
+    std::uint64_t seq = 0;       // order of send() calls on the socket
     Buffer buffer;
-    std::size_t total = 0;             // bytes to send: buffer + more
-    std::size_t done = 0;              // bytes accepted so far
+    std::size_t total = 0;  // bytes to send: buffer + more
+    std::size_t done = 0;   // bytes accepted so far
     int error = 0;
     Strategy used = Strategy::copy;
     Model model = Model::storage;
-    bool has_read = false;             // a LinkedRead goes ahead of the send (`read`, below)
+    bool has_read = false;  // a LinkedRead goes ahead of the send (`read`, below)
     // Per-send state, reset with one store when the op is taken.
     struct Flags {
         bool request_inflight = false;
-        bool request_done = false;     // no more requests will be issued for this op
-        bool counted = false;          // its bytes are in the in-flight totals
+        bool request_done = false;  // no more requests will be issued for this op
+        bool counted = false;       // its bytes are in the in-flight totals
         bool copied = false, zero_copy = false, reported = false;
-        bool addressed = false;        // its own destination or GSO size (to, to_len, gso_size)
+        bool addressed = false;  // its own destination or GSO size (to, to_len, gso_size)
         std::uint16_t notifs_pending = 0;
     } f;
     NotifGroup* group = nullptr;
     ReleaseHandler on_release;
     SentHandler on_sent;
-    BufferChain more;                  // a gathered send's other buffers
+    BufferChain more;                              // a gathered send's other buffers
     std::uint64_t zc_id_first = 0, zc_id_end = 0;  // msg_zerocopy: the error-queue ids it used
     msghdr msg{};
     iovec iov[BufferChain::capacity]{};
     // A per-send destination and GSO size (f.addressed), kept here until the kernel is done.
     sockaddr_storage to{};
-    socklen_t to_len = 0;              // 0: the socket's peer
-    std::uint16_t gso_size = 0;        // 0: the socket's
+    socklen_t to_len = 0;        // 0: the socket's peer
+    std::uint16_t gso_size = 0;  // 0: the socket's
     alignas(cmsghdr) unsigned char control[CMSG_SPACE(sizeof(std::uint16_t))]{};
 
     // The msghdr form of this send in `msg`: one iovec per buffer from `done` on, and, when the
     // send has them, its destination and a UDP_SEGMENT control message.
     void build_msghdr() noexcept;
-    LinkedRead read;                   // when has_read
+    LinkedRead read;  // when has_read
 
     // Released once its request is over, every notification it will get has come, and no read
     // of it is in the kernel.

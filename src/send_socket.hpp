@@ -17,10 +17,10 @@ class SendCore;
 // MSG_ZEROCOPY's per-socket state: the kernel numbers each successful zero-copy sendmsg on the
 // socket, and reports finished ranges of those numbers on the socket's error queue.
 struct ErrQueueState {
-    bool enabled = false;              // SO_ZEROCOPY set
+    bool enabled = false;  // SO_ZEROCOPY set
     std::uint64_t next_id = 0;
-    OpQueue waiting;                   // sent, notice pending, in id order
-    struct Poll : Completion {         // POLLERR on the socket: the error queue has notices
+    OpQueue waiting;            // sent, notice pending, in id order
+    struct Poll : Completion {  // POLLERR on the socket: the error queue has notices
         SendSocket* sock = nullptr;
         bool armed = false;
     } poll;
@@ -29,12 +29,12 @@ struct ErrQueueState {
 struct SendSocket {
     SendCore* core = nullptr;
     int fd = -1;
-    int file = -1;                     // its slot in the ring's file table, or -1: the plain fd
+    int file = -1;  // its slot in the ring's file table, or -1: the plain fd
     int sqe_fd() const noexcept { return file >= 0 ? file : fd; }
     bool stream = false;
     Strategy strategy = Strategy::automatic;
     std::size_t max_inflight = 0;
-    std::uint16_t gso_size = 0;        // UDP_SEGMENT set on the socket (SocketOptions::udp_gso_size)
+    std::uint16_t gso_size = 0;  // UDP_SEGMENT set on the socket (SocketOptions::udp_gso_size)
     std::size_t inflight = 0;
     std::uint64_t next_seq = 0;
     std::uint32_t chain_inflight = 0;  // stream: requests of the current chain still in the kernel

@@ -158,8 +158,7 @@ std::optional<pid_t> owner_of(std::string_view name) {
     };
     auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
     auto is_tag = [&](char c) { return is_digit(c) || (c >= 'a' && c <= 'z'); };
-    if (!take("zcio-") || !take_while(is_tag, 1, 10) || !take("-") || !take_while(is_digit, 1, 3) ||
-        !take("-p"))
+    if (!take("zcio-") || !take_while(is_tag, 1, 10) || !take("-") || !take_while(is_digit, 1, 3) || !take("-p"))
         return std::nullopt;
     auto pid_text = take_while(is_digit, 1, 10);
     if (!pid_text || !take("-") || !(name == "tx" || name == "rx")) return std::nullopt;
@@ -223,8 +222,7 @@ ThreadInNetns::ThreadInNetns(const std::string& netns_path) {
     if (!original_) throw SetupError("open /proc/thread-self/ns/net", errno, "is /proc mounted?");
     UniqueFd target(::open(netns_path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!target) throw SetupError("open " + netns_path, errno, "the namespace is gone or was never made");
-    if (::setns(target.get(), CLONE_NEWNET) != 0)
-        throw SetupError("setns into " + netns_path, errno, kNeedRoot);
+    if (::setns(target.get(), CLONE_NEWNET) != 0) throw SetupError("setns into " + netns_path, errno, kNeedRoot);
 }
 
 ThreadInNetns::~ThreadInNetns() {
@@ -275,7 +273,7 @@ std::optional<std::string> SinkNamespace::unavailable_reason() {
     const bool sys_admin = (cap_eff >> CAP_SYS_ADMIN) & 1;
     if (!net_admin || !sys_admin)
         return std::string("SinkNamespace needs CAP_NET_ADMIN and CAP_SYS_ADMIN: run as root");
-    struct stat st{};
+    struct stat st {};
     if (::stat("/proc/self/ns/net", &st) != 0)
         return std::string("the kernel has no network namespaces (CONFIG_NET_NS)");
     for (const char* tool : {"ip", "tc"}) {
@@ -302,8 +300,8 @@ int SinkNamespace::remove_stale() {
 
 SinkNamespace::SinkNamespace(SinkOptions options) : options_(std::move(options)) {
     if (options_.mtu < 68 || options_.mtu > 65535)
-        throw SetupError("SinkOptions::mtu " + std::to_string(options_.mtu) + " is outside what veth accepts",
-                         0, "use 68..65535 (1500 Ethernet, 9000 jumbo, 65535 for unfragmented 60 KB datagrams)");
+        throw SetupError("SinkOptions::mtu " + std::to_string(options_.mtu) + " is outside what veth accepts", 0,
+                         "use 68..65535 (1500 Ethernet, 9000 jumbo, 65535 for unfragmented 60 KB datagrams)");
     const std::string& prefix = options_.name_prefix;
     const bool prefix_ok = !prefix.empty() && prefix.size() <= 10 &&
                            prefix.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789") == std::string::npos;
@@ -327,9 +325,9 @@ SinkNamespace::SinkNamespace(SinkOptions options) : options_(std::move(options))
     for (Side side : {tx, rx}) in_namespace(side, disable_ipv6_here);
 
     const std::string mtu = std::to_string(options_.mtu);
-    run_tool("ip", {"link", "add", "name", if_name_[0], "address", mac_string(tx), "mtu", mtu, "netns",
-                    netns_name(tx), "type", "veth", "peer", "name", if_name_[1], "address", mac_string(rx),
-                    "mtu", mtu, "netns", netns_name(rx)});
+    run_tool("ip", {"link",      "add",     "name",         if_name_[0], "address", mac_string(tx), "mtu",
+                    mtu,         "netns",   netns_name(tx), "type",      "veth",    "peer",         "name",
+                    if_name_[1], "address", mac_string(rx), "mtu",       mtu,       "netns",        netns_name(rx)});
     for (Side side : {tx, rx}) {
         const std::string& ns = netns_name(side);
         const std::string& dev = interface_name(side);
@@ -340,11 +338,11 @@ SinkNamespace::SinkNamespace(SinkOptions options) : options_(std::move(options))
     // With the neighbour fixed, tx never sends ARP: nothing but the program's packets hits the
     // qdisc, and in drop mode (where no ARP reply could ever come back) sends do not stall in
     // neighbour resolution.
-    run_tool("ip", {"-n", netns_name(tx), "neigh", "replace", address_string(rx), "lladdr", mac_string(rx),
-                    "dev", interface_name(tx), "nud", "permanent"});
+    run_tool("ip", {"-n", netns_name(tx), "neigh", "replace", address_string(rx), "lladdr", mac_string(rx), "dev",
+                    interface_name(tx), "nud", "permanent"});
     if (options_.drop)
-        run_tool("tc", {"-n", netns_name(tx), "qdisc", "add", "dev", interface_name(tx), "root", "pfifo",
-                        "limit", "0"});
+        run_tool("tc",
+                 {"-n", netns_name(tx), "qdisc", "add", "dev", interface_name(tx), "root", "pfifo", "limit", "0"});
 
     for (Side side : {tx, rx}) {
         const std::string& dev = interface_name(side);
@@ -372,8 +370,8 @@ sockaddr_in SinkNamespace::address(Side side, std::uint16_t port) const {
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(port);
-    const std::uint32_t host = (198u << 24) | ((18u + slot_ / 256) << 16) | ((slot_ % 256) << 8) |
-                               (side == tx ? 1u : 2u);
+    const std::uint32_t host =
+        (198u << 24) | ((18u + slot_ / 256) << 16) | ((slot_ % 256) << 8) | (side == tx ? 1u : 2u);
     a.sin_addr.s_addr = htonl(host);
     return a;
 }
@@ -391,8 +389,7 @@ int SinkNamespace::ifindex(Side side) const noexcept { return ifindex_[side_inde
 std::string SinkNamespace::mac_string(Side side) const {
     // Locally administered unicast (02:...), "zc" (7a:63), then the slot and the side.
     char buf[18];
-    std::snprintf(buf, sizeof buf, "02:7a:63:%02x:%02x:%02x", (slot_ >> 8) & 0xff, slot_ & 0xff,
-                  side == tx ? 1u : 2u);
+    std::snprintf(buf, sizeof buf, "02:7a:63:%02x:%02x:%02x", (slot_ >> 8) & 0xff, slot_ & 0xff, side == tx ? 1u : 2u);
     return buf;
 }
 
@@ -404,9 +401,8 @@ std::string SinkNamespace::mac_string(Side side) const {
 std::uint64_t SinkNamespace::qdisc_drops() const {
     // Asked over rtnetlink from inside the tx namespace: exact, and no process spawned per read,
     // so a benchmark can read it around every run.
-    UniqueFd nl = in_namespace(tx, [] {
-        return UniqueFd(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
-    });
+    UniqueFd nl =
+        in_namespace(tx, [] { return UniqueFd(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE)); });
     if (!nl) throw SetupError("socket(AF_NETLINK) in the sink's tx namespace", errno);
 
     struct {

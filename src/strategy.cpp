@@ -82,8 +82,8 @@ StrategySupport::StrategySupport(const KernelFeatures& kernel) noexcept : kernel
 }
 
 std::string StrategySupport::missing(Strategy s) const {
-    std::string msg = std::string("strategy ") + to_string(s) + " needs " + feature(s) +
-                      ", which this kernel lacks (" + kernel_.why(feature(s)) + ")";
+    std::string msg = std::string("strategy ") + to_string(s) + " needs " + feature(s) + ", which this kernel lacks (" +
+                      kernel_.why(feature(s)) + ")";
     std::string ok;
     for (Strategy t : all_strategies)
         if (supported(t)) ok += std::string(ok.empty() ? "" : ", ") + to_string(t);

@@ -55,8 +55,8 @@ UringReceiver::UringReceiver(const ReceiverOptions& options)
     // throughput in 7 of 7 alternating rounds), for many connections bundles (up to 1.09x
     // multishot at 256 connections, README's receive table).
     const bool many = options.max_connections >= bundle_from_connections;
-    RecvStrategy buffer_mode = options.strategy == RecvStrategy::multishot ? RecvStrategy::multishot
-                               : options.strategy == RecvStrategy::zcrx    ? RecvStrategy::multishot
+    RecvStrategy buffer_mode = options.strategy == RecvStrategy::multishot        ? RecvStrategy::multishot
+                               : options.strategy == RecvStrategy::zcrx           ? RecvStrategy::multishot
                                : options.strategy == RecvStrategy::bundle || many ? RecvStrategy::bundle
                                                                                   : RecvStrategy::multishot;
     if (wants_zcrx(options)) {
@@ -214,7 +214,8 @@ void UringReceiver::rearm_starved() {
 // and the completions waited for are already there (then the count is not raised).
 int UringReceiver::enter(unsigned wait_nr, std::chrono::nanoseconds timeout) {
     io_uring* r = ring_.native();
-    const bool ready = wait_nr > 0 && timeout.count() > 0 && io_uring_sq_ready(r) == 0 && io_uring_cq_ready(r) >= wait_nr;
+    const bool ready =
+        wait_nr > 0 && timeout.count() > 0 && io_uring_sq_ready(r) == 0 && io_uring_cq_ready(r) >= wait_nr;
     if (!ready) ++counters_.io_uring_enters;
     return ring_.run(wait_nr, timeout);
 }
@@ -228,7 +229,8 @@ int UringReceiver::poll(std::chrono::nanoseconds timeout) {
     // Asking for more than the connections armed can never be met that way: the wait would always
     // run to batch_wait while a sender sits on a full window (one bulk stream: the sending core
     // idled half the time). So never wait for more completions than there are connections.
-    const auto batch = static_cast<unsigned>(std::min<std::size_t>(wait_batch_, std::max<std::size_t>(1, connections())));
+    const auto batch =
+        static_cast<unsigned>(std::min<std::size_t>(wait_batch_, std::max<std::size_t>(1, connections())));
     int r = 0;
     if (timeout.count() <= 0 || delivered_ > 0) {
         r = enter(0, {});

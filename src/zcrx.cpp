@@ -108,7 +108,8 @@ std::vector<std::string> zcrx_nic_problems(const std::string& ifname, std::uint3
     const fs::path sys = fs::path("/sys/class/net") / ifname;
     std::error_code ec;
     if (!fs::exists(sys / "device", ec)) {
-        problems.push_back(ifname + " is a virtual device without a hardware queue API (zcrx needs a "
+        problems.push_back(ifname +
+                           " is a virtual device without a hardware queue API (zcrx needs a "
                            "NIC whose driver supports queue management and header split, e.g. mlx5, "
                            "bnxt, gve, fbnic)");
         return problems;
@@ -117,9 +118,8 @@ std::vector<std::string> zcrx_nic_problems(const std::string& ifname, std::uint3
     for (const auto& e : fs::directory_iterator(sys / "queues", ec))
         if (e.path().filename().string().rfind("rx-", 0) == 0) ++nq;
     if (rxq >= nq)
-        problems.push_back(ifname + " has " + std::to_string(nq) + " rx queues, so queue " +
-                           std::to_string(rxq) + " does not exist: ethtool -L " + ifname +
-                           " combined " + std::to_string(rxq + 1));
+        problems.push_back(ifname + " has " + std::to_string(nq) + " rx queues, so queue " + std::to_string(rxq) +
+                           " does not exist: ethtool -L " + ifname + " combined " + std::to_string(rxq + 1));
 
     UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
     if (!sock) return problems;
@@ -127,8 +127,8 @@ std::vector<std::string> zcrx_nic_problems(const std::string& ifname, std::uint3
     ethtool_rxnfc cnt{};
     cnt.cmd = ETHTOOL_GRXCLSRLCNT;
     if (int err = ethtool(sock.get(), ifname, &cnt); err != 0) {
-        problems.push_back(ifname + " has no ntuple flow steering (" + errno_string(err) +
-                           "): ethtool -K " + ifname + " ntuple on, then " + steer_cmd(ifname, rxq, flow_type, port));
+        problems.push_back(ifname + " has no ntuple flow steering (" + errno_string(err) + "): ethtool -K " + ifname +
+                           " ntuple on, then " + steer_cmd(ifname, rxq, flow_type, port));
     } else {
         const std::uint32_t n = cnt.rule_cnt;
         std::vector<std::byte> storage(sizeof(ethtool_rxnfc) + n * sizeof(std::uint32_t));
@@ -141,14 +141,13 @@ std::vector<std::string> zcrx_nic_problems(const std::string& ifname, std::uint3
                 ethtool_rxnfc rule{};
                 rule.cmd = ETHTOOL_GRXCLSRULE;
                 rule.fs.location = all->rule_locs[i];
-                if (ethtool(sock.get(), ifname, &rule) == 0 &&
-                    ethtool_get_flow_spec_ring(rule.fs.ring_cookie) == rxq)
+                if (ethtool(sock.get(), ifname, &rule) == 0 && ethtool_get_flow_spec_ring(rule.fs.ring_cookie) == rxq)
                     steered = true;
             }
         }
         if (!steered)
-            problems.push_back("no flow-steering rule sends traffic to " + ifname + " queue " +
-                               std::to_string(rxq) + ": " + steer_cmd(ifname, rxq, flow_type, port));
+            problems.push_back("no flow-steering rule sends traffic to " + ifname + " queue " + std::to_string(rxq) +
+                               ": " + steer_cmd(ifname, rxq, flow_type, port));
     }
     // Dedicated queue: RSS must not spread other flows onto it.
     ethtool_rxfh_indir size{};
@@ -185,14 +184,12 @@ std::uint32_t next_pow2(std::uint64_t v) {
 std::string registration_hint(const ZcrxConfig& cfg, int err) {
     std::string hint;
     if (err == -EINVAL)
-        hint = "the ring must be set up with CQE32 (RingOptions{.cqe32 = true}) and "
-               "SINGLE_ISSUER|DEFER_TASKRUN; ";
-    else if (err == -EPERM)
-        hint = "registering a zcrx queue needs CAP_NET_ADMIN (run as root); ";
-    else if (err == -ENODEV)
-        hint = "no such interface; ";
-    else if (err == -EOPNOTSUPP)
-        hint = cfg.interface + " cannot do zcrx (no queue-management support in its driver); ";
+        hint =
+            "the ring must be set up with CQE32 (RingOptions{.cqe32 = true}) and "
+            "SINGLE_ISSUER|DEFER_TASKRUN; ";
+    else if (err == -EPERM) hint = "registering a zcrx queue needs CAP_NET_ADMIN (run as root); ";
+    else if (err == -ENODEV) hint = "no such interface; ";
+    else if (err == -EOPNOTSUPP) hint = cfg.interface + " cannot do zcrx (no queue-management support in its driver); ";
     const auto problems = zcrx_nic_problems(cfg.interface, cfg.rx_queue);
     for (const auto& p : problems) hint += p + "; ";
     hint += "zcrx needs:";
@@ -254,11 +251,12 @@ ZcrxQueue::ZcrxQueue(Ring& ring, const ZcrxConfig& cfg) {
     if (r < 0) {
         const int err = -errno;
         throw SetupError("zcrx: registering " + cfg.interface + " queue " + std::to_string(cfg.rx_queue) +
-                             " (IORING_REGISTER_ZCRX_IFQ)", err, registration_hint(cfg, err));
+                             " (IORING_REGISTER_ZCRX_IFQ)",
+                         err, registration_hint(cfg, err));
     }
     id_ = reg.zcrx_id;
-    refill_ = RefillRing(memory_[1].data(), reg.offsets.head, reg.offsets.tail, reg.offsets.rqes,
-                         reg.rq_entries, area.rq_area_token);
+    refill_ = RefillRing(memory_[1].data(), reg.offsets.head, reg.offsets.tail, reg.offsets.rqes, reg.rq_entries,
+                         area.rq_area_token);
     pending_.reserve(reg.rq_entries);
 }
 

@@ -27,9 +27,9 @@ struct Harness {
         return k;
     }();
     zcio::detail::StrategySupport support{kernel};
-    AutoPolicy policy{{.threshold = 8192, .copied_streak = 4, .reprobe_every = 100, .window = 10,
-                       .cpu_seconds = &fake_clock},
-                      support};
+    AutoPolicy policy{
+        {.threshold = 8192, .copied_streak = 4, .reprobe_every = 100, .window = 10, .cpu_seconds = &fake_clock},
+        support};
     AutoState st;
     zcio::Counters c;
     std::vector<std::byte> memory = std::vector<std::byte>(16384);

@@ -156,8 +156,8 @@ TEST_P(PeerResetModels, EveryBufferComesBackOnceAndTheErrorReachesTheCaller) {
 
 std::vector<ResetCase> reset_cases() {
     std::vector<ResetCase> v;
-    for (auto s : {zcio::Strategy::copy, zcio::Strategy::msg_zerocopy, zcio::Strategy::zc_fixed,
-                   zcio::Strategy::sendmsg_zc})
+    for (auto s :
+         {zcio::Strategy::copy, zcio::Strategy::msg_zerocopy, zcio::Strategy::zc_fixed, zcio::Strategy::sendmsg_zc})
         for (auto m : {Model::two_step, Model::group}) v.push_back({s, m});
     return v;
 }
@@ -177,8 +177,8 @@ TEST(StalledPeer, BackpressureHoldsMemoryFlatWhileTheSenderKeepsSending) {
     zcio::SendEngine engine(ring, {.max_inflight_bytes = engine_bound});
     auto pair = zcio::test::tcp_loopback_pair(64 << 10);
     StreamChecker checker(std::move(pair.receiver), /*pause_after=*/1 << 20);
-    const auto sock = engine.add_socket(pair.sender.get(), {.strategy = zcio::Strategy::zc_fixed,
-                                                            .max_inflight_bytes = socket_bound});
+    const auto sock = engine.add_socket(pair.sender.get(),
+                                        {.strategy = zcio::Strategy::zc_fixed, .max_inflight_bytes = socket_bound});
     // Fault every slab in first: the baseline must include the arena the test owns anyway.
     {
         std::vector<zcio::Buffer> all;
@@ -205,9 +205,8 @@ TEST(StalledPeer, BackpressureHoldsMemoryFlatWhileTheSenderKeepsSending) {
         zcio::test::fill_pattern(b.span(), offset);
         offset += b.size();
         const std::uint32_t id = ledger.add();
-        engine.send(sock, std::move(b), zcio::Storage{[&ledger, id](zcio::Release&& r) {
-                        ledger.released(id, r.error, r.bytes);
-                    }});
+        engine.send(sock, std::move(b),
+                    zcio::Storage{[&ledger, id](zcio::Release&& r) { ledger.released(id, r.error, r.bytes); }});
         engine.run();
     };
     // Warm up until the peer has stalled and the arena ran dry, then take the baseline.
@@ -269,8 +268,8 @@ TEST(StalledPeer, ThpArenaTopSlabsFirstStillDrainsPromptly) {
     zcio::SendEngine engine(ring);
     auto pair = zcio::test::tcp_loopback_pair(64 << 10);
     StreamChecker checker(std::move(pair.receiver));
-    const auto sock = engine.add_socket(pair.sender.get(), {.strategy = zcio::Strategy::zc_fixed,
-                                                            .max_inflight_bytes = 1 << 20});
+    const auto sock =
+        engine.add_socket(pair.sender.get(), {.strategy = zcio::Strategy::zc_fixed, .max_inflight_bytes = 1 << 20});
     {
         std::vector<zcio::Buffer> all;
         while (zcio::Buffer b = arena.take()) all.push_back(std::move(b));
@@ -410,7 +409,8 @@ struct Parked {
 // shutdown_timeout and park its operations on the ring.
 void destroy_engine_with_notifications_held(Parked& p) {
     p.ring = std::make_unique<zcio::Ring>();
-    p.arena = std::make_unique<zcio::BufferArena>(*p.ring, zcio::ArenaOptions{.slab_size = 64 << 10, .slab_count = 128});
+    p.arena =
+        std::make_unique<zcio::BufferArena>(*p.ring, zcio::ArenaOptions{.slab_size = 64 << 10, .slab_count = 128});
     p.pair = zcio::test::tcp_loopback_pair(64 << 10);
     p.checker = std::make_unique<StreamChecker>(std::move(p.pair.receiver), /*pause_after=*/0);
     auto* handled = &p.handled;
@@ -507,7 +507,8 @@ TEST(EngineDestroyed, ParkedBuffersAreNotReusedWhileTheKernelStillSendsThem) {
 // be gone (use-after-free; it hit a newer ring's table). It checks the Ring's lifetime token now.
 TEST(RingDestroyedBeforeArena, TheArenaDoesNotTouchAnotherRing) {
     auto ring1 = std::make_unique<zcio::Ring>();
-    auto arena1 = std::make_unique<zcio::BufferArena>(*ring1, zcio::ArenaOptions{.slab_size = 64 << 10, .slab_count = 4});
+    auto arena1 =
+        std::make_unique<zcio::BufferArena>(*ring1, zcio::ArenaOptions{.slab_size = 64 << 10, .slab_count = 4});
     ring1.reset();
     auto ring2 = std::make_unique<zcio::Ring>();
     zcio::BufferArena arena2(*ring2, {.slab_size = 64 << 10, .slab_count = 4});
@@ -552,7 +553,7 @@ TEST(Memlock, ArenaOverTheLimitThrowsSetupErrorNamingTheLimit) {
 // ---- the CQ overflows -----------------------------------------------------------------------------
 
 struct OverflowRun {
-    std::uint64_t mismatches = 0;   // sockets whose stream arrived corrupted
+    std::uint64_t mismatches = 0;  // sockets whose stream arrived corrupted
     std::string where;
     std::uint64_t overflows = 0;
     bool check_overflow = true;
@@ -599,7 +600,8 @@ void overflow_run(OverflowRun& out) {
     ASSERT_EQ(engine.drain(30s), 0);
     for (int i = 0; i < nsock; ++i) {
         ::shutdown(pairs[static_cast<std::size_t>(i)].sender.get(), SHUT_WR);
-        EXPECT_TRUE(join_within(*checkers[static_cast<std::size_t>(i)], pairs[static_cast<std::size_t>(i)].sender.get(), 10s));
+        EXPECT_TRUE(
+            join_within(*checkers[static_cast<std::size_t>(i)], pairs[static_cast<std::size_t>(i)].sender.get(), 10s));
         EXPECT_EQ(checkers[static_cast<std::size_t>(i)]->bytes(), per_socket) << "socket " << i;
         const std::uint64_t m = checkers[static_cast<std::size_t>(i)]->first_mismatch();
         if (m != UINT64_MAX) {
@@ -609,8 +611,9 @@ void overflow_run(OverflowRun& out) {
     }
     out.overflows = ring.cq_overflows();
     if (out.check_overflow) {
-        EXPECT_GT(ring.cq_overflows(), 0u) << "the CQ never overflowed in three runs: the test proved nothing (peak ops "
-                                       << peak_ops << ", " << ring.describe() << ")";
+        EXPECT_GT(ring.cq_overflows(), 0u)
+            << "the CQ never overflowed in three runs: the test proved nothing (peak ops " << peak_ops << ", "
+            << ring.describe() << ")";
     }
     EXPECT_GE(peak_ops, 200u) << "hundreds of sends should have been in flight";
     EXPECT_EQ(ledger.not_exactly_once(), 0u);

@@ -10,11 +10,11 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <memory>
-#include <vector>
 #include <cstdlib>
+#include <memory>
 #include <new>
 #include <thread>
+#include <vector>
 
 namespace {
 std::atomic<bool> g_counting{false};
@@ -72,8 +72,7 @@ void run_every_model(zcio::SendEngine& engine, zcio::SocketId sock, zcio::Buffer
             return b;
         };
         engine.send(sock, take(), zcio::Storage{[&](zcio::Release&&) { ++released; }});
-        engine.send(sock, take(),
-                    zcio::TwoStep{[](const zcio::SendResult&) {}, [&](zcio::Release&&) { ++released; }});
+        engine.send(sock, take(), zcio::TwoStep{[](const zcio::SendResult&) {}, [&](zcio::Release&&) { ++released; }});
         engine.send(sock, take(), group);
         if (i % 16 == 15) engine.flush(group);
     }
@@ -115,8 +114,7 @@ TEST(HotPathAllocation, TcpStreamSendsAllocateNothing) {
     std::atomic<bool> stop{false};
     std::thread reader([&] {  // keeps the stream flowing; its own allocations are not counted
         char buf[65536];
-        while (!stop.load() && ::recv(pair.receiver.get(), buf, sizeof buf, 0) > 0) {
-        }
+        while (!stop.load() && ::recv(pair.receiver.get(), buf, sizeof buf, 0) > 0) {}
     });
     zcio::Ring ring;
     zcio::BufferArena arena(ring, {.slab_size = 4096, .slab_count = 64});

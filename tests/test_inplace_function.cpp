@@ -17,7 +17,10 @@ TEST(InplaceFunction, TriviallyCopyableHandlerSurvivesMoves) {
     int calls = 0;
     int* counter = &calls;
     int bias = 7;  // not const: a constant needs no capture, and clang says so
-    Fn a = [counter, bias](int x) { ++*counter; return x + bias; };
+    Fn a = [counter, bias](int x) {
+        ++*counter;
+        return x + bias;
+    };
     Fn b = std::move(a);
     EXPECT_FALSE(a);  // NOLINT(bugprone-use-after-move): a moved-from handler is empty
     Fn c;

@@ -62,17 +62,20 @@ enum class Pair { zcperf_client_iperf3_server, iperf3_client_zcperf_server };
 class Iperf3Interop : public ::testing::TestWithParam<std::tuple<Pair, Case>> {};
 
 TEST_P(Iperf3Interop, BothEndsAgreeAndExitZero) {
-    if (!zcio::test::have_program("iperf3")) GTEST_SKIP() << "iperf3 is not installed (scripts/install-deps.sh installs it)";
+    if (!zcio::test::have_program("iperf3"))
+        GTEST_SKIP() << "iperf3 is not installed (scripts/install-deps.sh installs it)";
     const Pair pair = std::get<0>(GetParam());  // not a structured binding: clang 14 cannot capture one
     const Case& c = std::get<1>(GetParam());
     const bool zcperf_client = pair == Pair::zcperf_client_iperf3_server;
     const std::uint16_t port = zcio::test::free_port();
     const std::string port_text = std::to_string(port);
-    std::vector<std::string> server_argv = zcperf_client ? std::vector<std::string>{"iperf3", "-s", "-1", "-J", "-p", port_text}
-                                                         : std::vector<std::string>{ZCPERF_BIN, "-s", "-1", "-J", "-p", port_text};
+    std::vector<std::string> server_argv =
+        zcperf_client ? std::vector<std::string>{"iperf3", "-s", "-1", "-J", "-p", port_text}
+                      : std::vector<std::string>{ZCPERF_BIN, "-s", "-1", "-J", "-p", port_text};
     Process server(server_argv);
     ASSERT_TRUE(zcio::test::wait_listening(port)) << server.err();
-    std::vector<std::string> client_argv{zcperf_client ? ZCPERF_BIN : "iperf3", "-c", "127.0.0.1", "-p", port_text, "-J"};
+    std::vector<std::string> client_argv{
+        zcperf_client ? ZCPERF_BIN : "iperf3", "-c", "127.0.0.1", "-p", port_text, "-J"};
     client_argv.insert(client_argv.end(), c.args.begin(), c.args.end());
     Process client(client_argv);
     const int client_rc = client.wait(30s);
@@ -100,14 +103,16 @@ TEST_P(Iperf3Interop, BothEndsAgreeAndExitZero) {
     if (!reverse) {
         const auto sent = bytes_at(ce, "sum_sent"), got = bytes_at(se, "sum_received");
         EXPECT_GT(sent, 0u);
-        EXPECT_LE(sent - std::min(sent, got) + (got > sent ? got - sent : 0), tolerance(sent)) << "client -> server: " << sent << " vs " << got;
+        EXPECT_LE(sent - std::min(sent, got) + (got > sent ? got - sent : 0), tolerance(sent))
+            << "client -> server: " << sent << " vs " << got;
         ++directions;
     }
     if (reverse || bidir) {
         const std::string suffix = bidir ? "_bidir_reverse" : "";
         const auto sent = bytes_at(se, "sum_sent" + suffix), got = bytes_at(ce, "sum_received" + suffix);
         EXPECT_GT(sent, 0u);
-        EXPECT_LE(sent - std::min(sent, got) + (got > sent ? got - sent : 0), tolerance(sent)) << "server -> client: " << sent << " vs " << got;
+        EXPECT_LE(sent - std::min(sent, got) + (got > sent ? got - sent : 0), tolerance(sent))
+            << "server -> client: " << sent << " vs " << got;
         ++directions;
     }
     EXPECT_GE(directions, 1);
@@ -136,11 +141,13 @@ const Case cases[] = {
 };
 
 INSTANTIATE_TEST_SUITE_P(BothWays, Iperf3Interop,
-                         ::testing::Combine(::testing::Values(Pair::zcperf_client_iperf3_server, Pair::iperf3_client_zcperf_server),
+                         ::testing::Combine(::testing::Values(Pair::zcperf_client_iperf3_server,
+                                                              Pair::iperf3_client_zcperf_server),
                                             ::testing::ValuesIn(cases)),
                          [](const auto& info) {
-                             return std::string(std::get<0>(info.param) == Pair::zcperf_client_iperf3_server ? "zcperf_to_iperf3_"
-                                                                                                              : "iperf3_to_zcperf_") +
+                             return std::string(std::get<0>(info.param) == Pair::zcperf_client_iperf3_server
+                                                    ? "zcperf_to_iperf3_"
+                                                    : "iperf3_to_zcperf_") +
                                     std::get<1>(info.param).name;
                          });
 
@@ -149,7 +156,8 @@ TEST(Iperf3Interop, UdpAgainstIperf3DefaultsToItsOneMegabitAndSaysSo) {
     const std::uint16_t port = zcio::test::free_port();
     Process server({"iperf3", "-s", "-1", "-p", std::to_string(port)});
     ASSERT_TRUE(zcio::test::wait_listening(port));
-    Process client({ZCPERF_BIN, "-c", "127.0.0.1", "-p", std::to_string(port), "-u", "-t", "1", "-J", "--get-server-output"});
+    Process client(
+        {ZCPERF_BIN, "-c", "127.0.0.1", "-p", std::to_string(port), "-u", "-t", "1", "-J", "--get-server-output"});
     ASSERT_EQ(client.wait(30s), 0) << client.err();
     EXPECT_EQ(server.wait(15s), 0);
     const json j = parse(client.out());
@@ -234,7 +242,8 @@ void expect_quick_clear_error(std::uint16_t port, const std::string& words) {
 
 TEST(NotIperf3, AWebServerIsNamedForWhatItSaid) {
     FakePeer web("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
-    expect_quick_clear_error(web.port(), "is not an iperf3 or zcperf server: it answered \"HTTP/1.1 400 Bad Request\\x0d\\x0a");
+    expect_quick_clear_error(web.port(),
+                             "is not an iperf3 or zcperf server: it answered \"HTTP/1.1 400 Bad Request\\x0d\\x0a");
 }
 
 TEST(NotIperf3, ASilentPeerTimesOutWithinFiveSeconds) {
@@ -242,8 +251,6 @@ TEST(NotIperf3, ASilentPeerTimesOutWithinFiveSeconds) {
     expect_quick_clear_error(silent.port(), "no answer within 5 s");
 }
 
-TEST(NotIperf3, AClosedPortIsRefusedAtOnce) {
-    expect_quick_clear_error(zcio::test::free_port(), "unable to connect");
-}
+TEST(NotIperf3, AClosedPortIsRefusedAtOnce) { expect_quick_clear_error(zcio::test::free_port(), "unable to connect"); }
 
 }  // namespace

@@ -79,7 +79,8 @@ TEST_P(PoisonCleanStream, TheEnginesOwnPathNeverWritesAfterRelease) {
         ++sends;
         if (two_step) {
             engine.send(sock, std::move(b),
-                        zcio::TwoStep{[](const zcio::SendResult&) {}, [&](zcio::Release&& r) {
+                        zcio::TwoStep{[](const zcio::SendResult&) {},
+                                      [&](zcio::Release&& r) {
                                           ++releases;
                                           errors += r.error != 0;
                                       }});
@@ -120,7 +121,8 @@ INSTANTIATE_TEST_SUITE_P(Strategies, PoisonCleanStream,
 
 // Overwrites [p, p+n) with bytes that differ from the pattern at every offset.
 void scribble(std::byte* p, std::size_t n, std::uint64_t stream_offset) {
-    for (std::size_t i = 0; i < n; ++i) p[i] = std::byte{static_cast<std::uint8_t>(~zcio::test::pattern_byte(stream_offset + i))};
+    for (std::size_t i = 0; i < n; ++i)
+        p[i] = std::byte{static_cast<std::uint8_t>(~zcio::test::pattern_byte(stream_offset + i))};
 }
 
 struct ControlResult {

@@ -46,9 +46,9 @@ bool kernel_at_least(int major, int minor) {
     return ma > major || (ma == major && mi >= minor);
 }
 
-#define SKIP_BELOW(major, minor)                                                                       \
-    do {                                                                                               \
-        if (!kernel_at_least(major, minor))                                                            \
+#define SKIP_BELOW(major, minor)                                                                              \
+    do {                                                                                                      \
+        if (!kernel_at_least(major, minor))                                                                   \
             GTEST_SKIP() << "kernel " << zcio::probe().kernel_release << " is older than " #major "." #minor; \
     } while (0)
 
@@ -91,8 +91,9 @@ const NamedBool all_bools[] = {
     {"memlock_exempt", &KernelFeatures::memlock_exempt},
 };
 const char* const all_values[] = {
-    "kernel_release", "last_op",      "ring_features", "query_request_opcodes", "query_setup_flags",
-    "zcrx_query_result", "memlock_limit", "nr_hugepages", "thp_mode",
+    "kernel_release",        "last_op",           "ring_features",
+    "query_request_opcodes", "query_setup_flags", "zcrx_query_result",
+    "memlock_limit",         "nr_hugepages",      "thp_mode",
 };
 
 // The report's line for `name` ("  name ..... value"), or "" if there is none.
@@ -137,7 +138,8 @@ TEST(ProbeFacts, IoUringIsAvailable) {
 
 TEST(ProbeFacts, ZeroCopySendOpcodes) {
     const auto& k = zcio::probe();
-    if (k.last_op < zcio::abi::op_sendmsg_zc) GTEST_SKIP() << "last_op " << k.last_op << " < 48 (SENDMSG_ZC): kernel before 6.1";
+    if (k.last_op < zcio::abi::op_sendmsg_zc)
+        GTEST_SKIP() << "last_op " << k.last_op << " < 48 (SENDMSG_ZC): kernel before 6.1";
     EXPECT_FEATURE(op_send);
     EXPECT_FEATURE(op_recv);
     EXPECT_FEATURE(op_sendmsg);
@@ -148,7 +150,8 @@ TEST(ProbeFacts, ZeroCopySendOpcodes) {
 
 TEST(ProbeFacts, ReceiveOpcodes) {
     const auto& k = zcio::probe();
-    if (k.last_op < zcio::abi::op_recv_zc) GTEST_SKIP() << "last_op " << k.last_op << " < 58 (RECV_ZC): kernel before 6.15";
+    if (k.last_op < zcio::abi::op_recv_zc)
+        GTEST_SKIP() << "last_op " << k.last_op << " < 58 (RECV_ZC): kernel before 6.15";
     EXPECT_FEATURE(recv_zc);
     EXPECT_FEATURE(read_multishot);
 }
@@ -209,7 +212,9 @@ TEST(ProbeFacts, QueryInterface) {
     }
     EXPECT_EQ(k.query_request_opcodes, k.last_op + 1) << "query and IORING_REGISTER_PROBE disagree";
     EXPECT_EQ(k.zcrx_query, k.zcrx_query_result == 0);
-    if (!k.zcrx_query) { EXPECT_NE(k.why("zcrx_query").find(zcio::errno_string(k.zcrx_query_result)), std::string::npos); }
+    if (!k.zcrx_query) {
+        EXPECT_NE(k.why("zcrx_query").find(zcio::errno_string(k.zcrx_query_result)), std::string::npos);
+    }
     if (kernel_at_least(6, 18) && !kernel_at_least(6, 19)) {
         // Measured on 6.18: op 1 is not there yet.
         EXPECT_EQ(k.zcrx_query_result, -EOPNOTSUPP);
@@ -222,15 +227,18 @@ TEST(ProbeFacts, Memory) {
     const auto& k = zcio::probe();
     rlimit rl{};
     ASSERT_EQ(::getrlimit(RLIMIT_MEMLOCK, &rl), 0);
-    EXPECT_EQ(k.memlock_limit,
-              rl.rlim_cur == RLIM_INFINITY ? std::numeric_limits<std::uint64_t>::max() : rl.rlim_cur);
+    EXPECT_EQ(k.memlock_limit, rl.rlim_cur == RLIM_INFINITY ? std::numeric_limits<std::uint64_t>::max() : rl.rlim_cur);
     std::ifstream hp("/proc/sys/vm/nr_hugepages");
     unsigned long n = 0;
-    if (hp >> n) { EXPECT_EQ(k.nr_hugepages, n); }
+    if (hp >> n) {
+        EXPECT_EQ(k.nr_hugepages, n);
+    }
     if (std::ifstream("/sys/kernel/mm/transparent_hugepage/enabled")) {
         EXPECT_TRUE(k.thp_mode == "always" || k.thp_mode == "madvise" || k.thp_mode == "never") << k.thp_mode;
     }
-    if (::geteuid() == 0) { EXPECT_FEATURE(memlock_exempt); }
+    if (::geteuid() == 0) {
+        EXPECT_FEATURE(memlock_exempt);
+    }
 }
 
 // ---- the report and why() ---------------------------------------------------------------------------
@@ -243,8 +251,8 @@ TEST(ProbeReport, HasALineForEveryField) {
     for (const char* v : all_values) {
         EXPECT_NE(report_line(r, v), "") << "no line for " << v << "\n" << r;
     }
-    for (const char* group : {"\nring set-up\n", "\nzero-copy send\n", "\nreceive\n", "\nmemory\n",
-                              "\nwhat this means for zcio\n"}) {
+    for (const char* group :
+         {"\nring set-up\n", "\nzero-copy send\n", "\nreceive\n", "\nmemory\n", "\nwhat this means for zcio\n"}) {
         EXPECT_NE(r.find(group), std::string::npos) << group;
     }
 }
@@ -271,13 +279,21 @@ TEST(ProbeReport, SaysWhatThisMeans) {
     const auto& k = zcio::probe();
     const std::string r = k.report();
     const std::string means = r.substr(r.find("what this means for zcio"));
-    if (k.send_zc_fixed) { EXPECT_NE(means.find("zc-fixed"), std::string::npos) << means; }
-    if (k.msg_zerocopy) { EXPECT_NE(means.find("msg-zerocopy"), std::string::npos) << means; }
+    if (k.send_zc_fixed) {
+        EXPECT_NE(means.find("zc-fixed"), std::string::npos) << means;
+    }
+    if (k.msg_zerocopy) {
+        EXPECT_NE(means.find("msg-zerocopy"), std::string::npos) << means;
+    }
     if (!k.memlock_exempt && k.memlock_limit != std::numeric_limits<std::uint64_t>::max()) {
         EXPECT_NE(means.find("ulimit -l"), std::string::npos) << means;
     }
-    if (k.nr_hugepages == 0) { EXPECT_NE(means.find("sysctl vm.nr_hugepages="), std::string::npos) << means; }
-    if (k.recv_zc) { EXPECT_NE(means.find("header split"), std::string::npos) << means; }
+    if (k.nr_hugepages == 0) {
+        EXPECT_NE(means.find("sysctl vm.nr_hugepages="), std::string::npos) << means;
+    }
+    if (k.recv_zc) {
+        EXPECT_NE(means.find("header split"), std::string::npos) << means;
+    }
 }
 
 // An unprivileged process is not exempt from RLIMIT_MEMLOCK, and the report must tell it what to do.
@@ -306,16 +322,34 @@ TEST(ProbeReport, UnprivilegedProcessIsToldToRaiseTheMemlockLimit) {
 
 TEST(ProbeConsistency, ImpliedFeatures) {
     const auto& k = zcio::probe();
-    if (k.send_zc_fixed) { EXPECT_TRUE(k.send_zc); }
-    if (k.zc_report_usage) { EXPECT_TRUE(k.send_zc); }
-    if (k.sendmsg_zc_fixed) { EXPECT_TRUE(k.sendmsg_zc); }
-    if (k.send_to_address) { EXPECT_TRUE(k.op_send); }
-    if (k.defer_taskrun) { EXPECT_TRUE(k.single_issuer); }
-    if (k.pbuf_ring_incremental) { EXPECT_TRUE(k.pbuf_ring); }
-    if (k.zcrx_query) { EXPECT_TRUE(k.query_interface); }
+    if (k.send_zc_fixed) {
+        EXPECT_TRUE(k.send_zc);
+    }
+    if (k.zc_report_usage) {
+        EXPECT_TRUE(k.send_zc);
+    }
+    if (k.sendmsg_zc_fixed) {
+        EXPECT_TRUE(k.sendmsg_zc);
+    }
+    if (k.send_to_address) {
+        EXPECT_TRUE(k.op_send);
+    }
+    if (k.defer_taskrun) {
+        EXPECT_TRUE(k.single_issuer);
+    }
+    if (k.pbuf_ring_incremental) {
+        EXPECT_TRUE(k.pbuf_ring);
+    }
+    if (k.zcrx_query) {
+        EXPECT_TRUE(k.query_interface);
+    }
     EXPECT_EQ(k.recvsend_bundle, (k.ring_features & IORING_FEAT_RECVSEND_BUNDLE) != 0);
-    if (k.send_zc) { EXPECT_GE(k.last_op, zcio::abi::op_send_zc); }
-    if (k.recv_zc) { EXPECT_GE(k.last_op, zcio::abi::op_recv_zc); }
+    if (k.send_zc) {
+        EXPECT_GE(k.last_op, zcio::abi::op_send_zc);
+    }
+    if (k.recv_zc) {
+        EXPECT_GE(k.last_op, zcio::abi::op_recv_zc);
+    }
     if (!k.io_uring) {
         for (const auto& b : all_bools) {
             const std::string n = b.name;

@@ -78,8 +78,7 @@ template <typename Done>
         if (r < 0) return ::testing::AssertionFailure() << "poll: " << zcio::errno_string(r);
     }
     if (done()) return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure() << "timed out; " << rx.describe() << "; buffers held "
-                                         << rx.buffers_held();
+    return ::testing::AssertionFailure() << "timed out; " << rx.describe() << "; buffers held " << rx.buffers_held();
 }
 
 class EachReceiver : public ::testing::TestWithParam<Config> {};
@@ -95,20 +94,22 @@ TEST_P(EachReceiver, TcpStreamArrivesCompleteAndInOrderThenEof) {
     streams.by_conn[static_cast<zcio::ConnectionId>(id)].seed = 42;
 
     constexpr std::uint64_t total = 24 << 20;
-    t::SenderThread sender([fd = client.get()] { ::shutdown(fd, SHUT_RDWR); }, [fd = client.get()] {
-        std::vector<std::byte> chunk(200000);
-        std::uint64_t off = 0;
-        std::size_t step = 1;
-        while (off < total) {
-            // Odd sizes so buffer boundaries never line up with writes.
-            const std::size_t n = std::min<std::uint64_t>(total - off, 1 + (step * 7919) % chunk.size());
-            t::fill_pattern(42, off, {chunk.data(), n});
-            if (!t::send_all(fd, {chunk.data(), n})) return;
-            off += n;
-            ++step;
-        }
-        ::shutdown(fd, SHUT_WR);
-    });
+    t::SenderThread sender([fd = client.get()] { ::shutdown(fd, SHUT_RDWR); },
+                           [fd = client.get()] {
+                               std::vector<std::byte> chunk(200000);
+                               std::uint64_t off = 0;
+                               std::size_t step = 1;
+                               while (off < total) {
+                                   // Odd sizes so buffer boundaries never line up with writes.
+                                   const std::size_t n =
+                                       std::min<std::uint64_t>(total - off, 1 + (step * 7919) % chunk.size());
+                                   t::fill_pattern(42, off, {chunk.data(), n});
+                                   if (!t::send_all(fd, {chunk.data(), n})) return;
+                                   off += n;
+                                   ++step;
+                               }
+                               ::shutdown(fd, SHUT_WR);
+                           });
     ASSERT_TRUE(pump(*rx, [&] { return streams.ended == 1; }));
     sender.join();
 
@@ -124,9 +125,9 @@ TEST_P(EachReceiver, TcpStreamArrivesCompleteAndInOrderThenEof) {
     EXPECT_EQ(rx->buffers_held(), 0U) << "views were dropped: every buffer must be back";
     EXPECT_GE(c.buffers_recycled, c.buffers > 0 ? 1U : 0U);
     EXPECT_EQ(rx->connections(), 0U);
-    std::printf("[ %s ] %s: %llu syscalls, %llu buffers, %llu re-arms\n", GetParam().name,
-                rx->describe().c_str(), static_cast<unsigned long long>(c.syscalls()),
-                static_cast<unsigned long long>(c.buffers), static_cast<unsigned long long>(c.rearms));
+    std::printf("[ %s ] %s: %llu syscalls, %llu buffers, %llu re-arms\n", GetParam().name, rx->describe().c_str(),
+                static_cast<unsigned long long>(c.syscalls()), static_cast<unsigned long long>(c.buffers),
+                static_cast<unsigned long long>(c.rearms));
 }
 
 TEST_P(EachReceiver, UdpDatagramsArriveWhole) {
@@ -215,12 +216,13 @@ TEST_P(RingReceiver, TinyRingUnderAFastSenderLosesNothingAndReArms) {
     ASSERT_GE(id, 0);
     streams.by_conn[static_cast<zcio::ConnectionId>(id)].seed = 3;
     constexpr std::size_t total = 8 << 20;
-    t::SenderThread sender([fd = client.get()] { ::shutdown(fd, SHUT_RDWR); }, [fd = client.get()] {
-        std::vector<std::byte> data(total);
-        t::fill_pattern(3, 0, data);
-        t::send_all(fd, data);
-        ::shutdown(fd, SHUT_WR);
-    });
+    t::SenderThread sender([fd = client.get()] { ::shutdown(fd, SHUT_RDWR); },
+                           [fd = client.get()] {
+                               std::vector<std::byte> data(total);
+                               t::fill_pattern(3, 0, data);
+                               t::send_all(fd, data);
+                               ::shutdown(fd, SHUT_WR);
+                           });
     ASSERT_TRUE(pump(*rx, [&] { return streams.ended == 1; }));
     sender.join();
     const auto& st = streams.by_conn.begin()->second;
@@ -249,7 +251,10 @@ TEST_P(RingReceiver, ViewsHeldByTheCallerStallTheRingWithoutLosingData) {
     std::vector<std::byte> data(1 << 20);
     t::fill_pattern(5, 0, data);
     t::SenderThread sender([fd = client.get()] { ::shutdown(fd, SHUT_RDWR); },
-                           [&, fd = client.get()] { t::send_all(fd, data); ::shutdown(fd, SHUT_WR); });
+                           [&, fd = client.get()] {
+                               t::send_all(fd, data);
+                               ::shutdown(fd, SHUT_WR);
+                           });
     std::vector<zcio::RecvEvent> events;
     std::vector<std::byte> got;
     bool eof = false;
@@ -277,8 +282,8 @@ TEST_P(RingReceiver, ViewsHeldByTheCallerStallTheRingWithoutLosingData) {
 
 TEST_P(RingReceiver, TwoHundredFiftySixConnectionsShareOneRingOnOneThread) {
     constexpr int conns = 256;
-    auto rx = zcio::make_receiver({.strategy = GetParam(), .max_connections = conns,
-                                   .buffer_count = 512, .buffer_size = 4096});
+    auto rx = zcio::make_receiver(
+        {.strategy = GetParam(), .max_connections = conns, .buffer_count = 512, .buffer_size = 4096});
     t::TcpListener listener;
     std::vector<zcio::UniqueFd> clients, servers;
     Streams streams;
@@ -293,24 +298,28 @@ TEST_P(RingReceiver, TwoHundredFiftySixConnectionsShareOneRingOnOneThread) {
     }
     ASSERT_EQ(rx->connections(), static_cast<std::size_t>(conns));
     constexpr std::size_t per_conn = 64 << 10;
-    t::SenderThread sender([&] { for (auto& c : clients) ::shutdown(c.get(), SHUT_RDWR); }, [&] {
-        // Round-robin messages of 512 B .. 4 KiB across every connection.
-        std::vector<std::uint64_t> off(conns, 0);
-        std::vector<std::byte> msg(4096);
-        for (std::size_t round = 0; ; ++round) {
-            bool any = false;
-            for (int i = 0; i < conns; ++i) {
-                if (off[i] >= per_conn) continue;
-                any = true;
-                const std::size_t n = std::min<std::size_t>(per_conn - off[i], 512 + (round * 37 + i) % 3585);
-                t::fill_pattern(static_cast<std::uint64_t>(i) + 100, off[i], {msg.data(), n});
-                t::send_all(clients[i].get(), {msg.data(), n});
-                off[i] += n;
+    t::SenderThread sender(
+        [&] {
+            for (auto& c : clients) ::shutdown(c.get(), SHUT_RDWR);
+        },
+        [&] {
+            // Round-robin messages of 512 B .. 4 KiB across every connection.
+            std::vector<std::uint64_t> off(conns, 0);
+            std::vector<std::byte> msg(4096);
+            for (std::size_t round = 0;; ++round) {
+                bool any = false;
+                for (int i = 0; i < conns; ++i) {
+                    if (off[i] >= per_conn) continue;
+                    any = true;
+                    const std::size_t n = std::min<std::size_t>(per_conn - off[i], 512 + (round * 37 + i) % 3585);
+                    t::fill_pattern(static_cast<std::uint64_t>(i) + 100, off[i], {msg.data(), n});
+                    t::send_all(clients[i].get(), {msg.data(), n});
+                    off[i] += n;
+                }
+                if (!any) break;
             }
-            if (!any) break;
-        }
-        for (auto& c : clients) ::shutdown(c.get(), SHUT_WR);
-    });
+            for (auto& c : clients) ::shutdown(c.get(), SHUT_WR);
+        });
     ASSERT_TRUE(pump(*rx, [&] { return streams.ended == conns; }));
     sender.join();
     for (const auto& [id, st] : streams.by_conn) {
@@ -355,10 +364,11 @@ TEST_P(RingReceiver, OneConnectionIsNotHeldForTheBatchWait) {
     ASSERT_GE(rx->add(server.get()), 0);
     ASSERT_EQ(rx->poll(0ms), 0);  // the receive is armed before anything is sent
     std::vector<std::byte> data(512);
-    t::SenderThread sender([] {}, [&, fd = client.get()] {
-        std::this_thread::sleep_for(20ms);  // the receiver is asleep in its wait by then
-        t::send_all(fd, data);
-    });
+    t::SenderThread sender([] {},
+                           [&, fd = client.get()] {
+                               std::this_thread::sleep_for(20ms);  // the receiver is asleep in its wait by then
+                               t::send_all(fd, data);
+                           });
     const auto t0 = std::chrono::steady_clock::now();
     while (got < data.size() && std::chrono::steady_clock::now() - t0 < 5s) ASSERT_GE(rx->poll(2s), 0);
     const auto waited = std::chrono::steady_clock::now() - t0;

@@ -2,8 +2,8 @@
 // engine consistent (its exception comes out of the public call, after the CQ head moved), and the
 // invariants only a bug can break abort a debug build and are counted in a release build, each
 // shown with a crafted completion.
-#include "send_core.hpp"
 #include "invariant.hpp"
+#include "send_core.hpp"
 #include "uring_compat.hpp"
 #include "zcio/buffer_arena.hpp"
 #include "zcio/error.hpp"

@@ -164,7 +164,8 @@ TEST_P(Destinations, GsoPerSendCutsAsAsked) {
     send_to(rx[2].addr, rx[2].len, 2, 3, 700);
     ASSERT_EQ(engine_.drain(5s), 0);
     EXPECT_EQ(sent_.errors, 0) << (sent_.error_codes.empty() ? 0 : sent_.error_codes[0]);
-    const Got a = receive_all(rx[0].fd.get(), 3), b = receive_all(rx[1].fd.get(), 5), c = receive_all(rx[2].fd.get(), 1);
+    const Got a = receive_all(rx[0].fd.get(), 3), b = receive_all(rx[1].fd.get(), 5),
+              c = receive_all(rx[2].fd.get(), 1);
     EXPECT_EQ(a.sizes, (std::vector<std::size_t>{1000, 1000, 1000}));
     EXPECT_EQ(b.sizes, (std::vector<std::size_t>{500, 500, 500, 500, 200}));
     EXPECT_EQ(c.sizes, (std::vector<std::size_t>{700}));

@@ -18,12 +18,12 @@
 namespace {
 
 using namespace std::chrono_literals;
-using zcio::test::StreamChecker;
 using zcio::test::all_combinations;
 using zcio::test::case_name;
 using zcio::test::ModelKind;
 using zcio::test::StrategyModel;
 using zcio::test::stream_through;
+using zcio::test::StreamChecker;
 using zcio::test::Tally;
 
 class StreamIntegrity : public ::testing::TestWithParam<StrategyModel> {};
@@ -118,9 +118,8 @@ TEST(SendEngine, AutoMeasuresALoopbackTcpSocketAndKeepsTheCheaper) {
         }
         zcio::test::fill_pattern(b.span(), offset);
         offset += b.size();
-        engine.send(sock, std::move(b), zcio::Storage{[&](zcio::Release&& r) {
-                        zero_copy.push_back(zcio::is_zero_copy(r.used));
-                    }});
+        engine.send(sock, std::move(b),
+                    zcio::Storage{[&](zcio::Release&& r) { zero_copy.push_back(zcio::is_zero_copy(r.used)); }});
     }
     ASSERT_EQ(engine.drain(10s), 0);
     ::shutdown(pair.sender.get(), SHUT_WR);
@@ -216,7 +215,7 @@ TEST(SendEngine, GroupRoundsNeitherLoseNorDoubleCountSends) {
     };
     for (int i = 0; i < 3; ++i) send_one();
     engine.flush(group);
-    engine.flush(group);  // a second flush of the same round: still one event
+    engine.flush(group);                     // a second flush of the same round: still one event
     for (int i = 0; i < 2; ++i) send_one();  // before the event: they join this round
     EXPECT_EQ(group.pending(), 5u);
     ASSERT_EQ(engine.drain(5s), 0);
@@ -247,8 +246,8 @@ TEST(SendEngine, BackpressureBoundsBytesInFlightWhenThePeerStopsReading) {
     auto pair = zcio::test::tcp_loopback_pair(64 << 10);
     StreamChecker checker(std::move(pair.receiver), /*pause_after=*/1 << 20);
     constexpr std::size_t bound = 1 << 20;
-    const auto sock = engine.add_socket(pair.sender.get(), {.strategy = zcio::Strategy::zc_fixed,
-                                                            .max_inflight_bytes = bound});
+    const auto sock =
+        engine.add_socket(pair.sender.get(), {.strategy = zcio::Strategy::zc_fixed, .max_inflight_bytes = bound});
     std::uint64_t released = 0, offset = 0;
     std::size_t peak = 0;
     for (int i = 0; i < 200; ++i) {
@@ -466,7 +465,8 @@ TEST(SendEngine, UdpGsoCutsOneSendIntoSegments) {
         const ssize_t n = ::recv(pair.receiver.get(), in.data(), in.size(), MSG_DONTWAIT);
         if (n < 0) break;
         EXPECT_EQ(n, 1000);
-        for (ssize_t i = 0; i < n; ++i) ASSERT_EQ(in[static_cast<std::size_t>(i)], zcio::test::pattern_byte(off + static_cast<std::uint64_t>(i)));
+        for (ssize_t i = 0; i < n; ++i)
+            ASSERT_EQ(in[static_cast<std::size_t>(i)], zcio::test::pattern_byte(off + static_cast<std::uint64_t>(i)));
         off += static_cast<std::uint64_t>(n);
         ++datagrams;
     }

@@ -25,14 +25,12 @@ using zcio::test::all_combinations;
 using zcio::test::case_name;
 using zcio::test::ModelKind;
 using zcio::test::PieceSender;
-using zcio::test::StrategyModel;
 using zcio::test::strategy_name;
+using zcio::test::StrategyModel;
 using zcio::test::StreamChecker;
 using zcio::test::Tally;
 
-std::string strategy_case(const ::testing::TestParamInfo<zcio::Strategy>& info) {
-    return strategy_name(info.param);
-}
+std::string strategy_case(const ::testing::TestParamInfo<zcio::Strategy>& info) { return strategy_name(info.param); }
 
 // What every stream test checks at the end: the bytes arrived exactly, every send was released
 // once without error, every slab is home, and no CQE went astray.
@@ -118,8 +116,8 @@ TEST_P(Ipv6Udp, EveryDatagramArrivesWholeAndInOrder) {
         ASSERT_EQ(engine.drain(10s), 0);
         for (const auto& [at, size] : sent) {
             const ssize_t n = recv_datagram(pair.receiver.get(), got);
-            ASSERT_EQ(n, static_cast<ssize_t>(size)) << "datagram " << datagrams << ": " << zcio::errno_string(
-                                                            n < 0 ? static_cast<int>(n) : 0);
+            ASSERT_EQ(n, static_cast<ssize_t>(size))
+                << "datagram " << datagrams << ": " << zcio::errno_string(n < 0 ? static_cast<int>(n) : 0);
             for (std::size_t i = 0; i < size; ++i)
                 ASSERT_EQ(std::to_integer<std::uint8_t>(got[i]), zcio::test::pattern_byte(at + i))
                     << "datagram " << datagrams << " byte " << i;

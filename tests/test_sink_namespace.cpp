@@ -33,9 +33,9 @@ using zcio::SinkOptions;
 using zcio::UniqueFd;
 using zcio::test::run_program;
 
-#define SKIP_UNLESS_SINK_AVAILABLE()                                                  \
-    do {                                                                              \
-        if (auto why = SinkNamespace::unavailable_reason()) GTEST_SKIP() << *why;     \
+#define SKIP_UNLESS_SINK_AVAILABLE()                                              \
+    do {                                                                          \
+        if (auto why = SinkNamespace::unavailable_reason()) GTEST_SKIP() << *why; \
     } while (0)
 
 // The names `ip netns list` shows, one per line ("name (id: 3)" -> "name").
@@ -55,7 +55,7 @@ bool is_listed(const std::string& name) {
 }
 
 ino_t netns_inode(const char* path) {
-    struct stat st{};
+    struct stat st {};
     EXPECT_EQ(::stat(path, &st), 0) << path << ": " << std::strerror(errno);
     return st.st_ino;
 }
@@ -350,10 +350,10 @@ TEST(SinkNamespace, RemoveStaleDeletesOnlyZcioNamespacesOfDeadOwners) {
 
     const std::string stale = "zcio-test-7-p" + dead + "-tx";
     const std::vector<std::string> keep = {
-        "zcio-test-7-p" + live + "-rx",     // ours, owner alive
-        "zciox-test-7-p" + dead + "-tx",    // not zcio's naming
-        "zcio-test-7-p" + dead + "-txx",    // not zcio's naming
-        "zcio-test-7-p" + dead,             // not zcio's naming
+        "zcio-test-7-p" + live + "-rx",   // ours, owner alive
+        "zciox-test-7-p" + dead + "-tx",  // not zcio's naming
+        "zcio-test-7-p" + dead + "-txx",  // not zcio's naming
+        "zcio-test-7-p" + dead,           // not zcio's naming
     };
     for (const auto& name : keep) ASSERT_EQ(run_program({"ip", "netns", "add", name}).exit_code, 0) << name;
     // Made (exit 0). Not re-listed here: another test process's remove_stale() may take it at once.

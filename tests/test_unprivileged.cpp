@@ -29,8 +29,8 @@ namespace {
 using namespace std::chrono_literals;
 using zcio::test::StreamChecker;
 
-#define SKIP_UNLESS_ROOT()                                                                                     \
-    if (!zcio::test::running_as_root())                                                                        \
+#define SKIP_UNLESS_ROOT()              \
+    if (!zcio::test::running_as_root()) \
     GTEST_SKIP() << "needs root to drop to an unprivileged uid (root is exempt from RLIMIT_MEMLOCK)"
 
 // What a child's stream run found; the child turns it into its exit code and message.
@@ -46,8 +46,8 @@ struct ChildStream {
                std::to_string(releases) + ", errors " + std::to_string(errors) + " (first " +
                zcio::errno_string(first_error) + "), fallbacks " + std::to_string(counters.fallbacks) +
                ", zero-copy requests " + std::to_string(zero_copy_requests) + " of " +
-               std::to_string(counters.requests) + ", notifications " + std::to_string(counters.notifications) + ", stray " +
-               std::to_string(counters.stray_cqes) + "; reason: " + fallback_reason;
+               std::to_string(counters.requests) + ", notifications " + std::to_string(counters.notifications) +
+               ", stray " + std::to_string(counters.stray_cqes) + "; reason: " + fallback_reason;
     }
     bool exact() const {
         return arrived == sent && mismatch == UINT64_MAX && releases == counters.sends && errors == 0;
@@ -182,8 +182,7 @@ public:
         thread_ = std::thread([this] {
             zcio::UniqueFd c(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
             std::vector<char> buf(1 << 20);
-            while (c && ::recv(c.get(), buf.data(), buf.size(), 0) > 0) {
-            }
+            while (c && ::recv(c.get(), buf.data(), buf.size(), 0) > 0) {}
         });
     }
     ~TcpSink() {

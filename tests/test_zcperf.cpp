@@ -3,10 +3,10 @@
 #include <gtest/gtest.h>
 
 #include "control.hpp"
+#include "options.hpp"
 #include "payload.hpp"
 #include "payload_buffers.hpp"
 #include "zcperf_process.hpp"
-#include "options.hpp"
 
 #include <zcio/error.hpp>
 #include <zcio/ring.hpp>
@@ -28,8 +28,8 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <map>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <random>
 #include <sstream>
@@ -108,7 +108,8 @@ void expect_iperf3_layout(const json& j) {
     ASSERT_TRUE(j.contains("end"));
     const json& end = j["end"];
     for (const char* sum : {"sum_sent", "sum_received"})
-        for (const char* k : {"bytes", "seconds", "bits_per_second"}) EXPECT_TRUE(end[sum].contains(k)) << sum << "." << k;
+        for (const char* k : {"bytes", "seconds", "bits_per_second"})
+            EXPECT_TRUE(end[sum].contains(k)) << sum << "." << k;
     for (const char* k : {"host_total", "host_user", "host_system", "remote_total", "remote_user", "remote_system"})
         EXPECT_TRUE(end["cpu_utilization_percent"].contains(k)) << k;
     EXPECT_TRUE(j["start"].contains("connected"));
@@ -121,11 +122,14 @@ void expect_consistent_zcio(const json& stream, const std::string& strategy) {
     ASSERT_TRUE(stream.contains("zcio")) << stream.dump();
     const json& z = stream["zcio"];
     EXPECT_EQ(z["strategy"], strategy);
-    for (const char* k : {"sends", "notifications", "zero_copy", "copied", "not_reported", "short_sends", "errors", "auto"})
+    for (const char* k :
+         {"sends", "notifications", "zero_copy", "copied", "not_reported", "short_sends", "errors", "auto"})
         EXPECT_TRUE(z.contains(k)) << k;
     const auto sends = z["sends"].get<std::uint64_t>();
     EXPECT_GT(sends, 0u);
-    EXPECT_EQ(z["zero_copy"].get<std::uint64_t>() + z["copied"].get<std::uint64_t>() + z["not_reported"].get<std::uint64_t>(), sends)
+    EXPECT_EQ(
+        z["zero_copy"].get<std::uint64_t>() + z["copied"].get<std::uint64_t>() + z["not_reported"].get<std::uint64_t>(),
+        sends)
         << z.dump();
     EXPECT_EQ(z["errors"].get<std::uint64_t>(), 0u) << z.dump();
     EXPECT_EQ(z["stray_cqes"].get<std::uint64_t>(), 0u) << z.dump();
@@ -239,11 +243,23 @@ TEST(ZcperfControl, ResultsCarryZcioFiguresBothWays) {
 
 TEST(ZcperfControl, RejectsMalformedFramesWithAReason) {
     const std::vector<std::string> bad_params = {
-        "", "{", "[]", "42", "null", R"({"time":10})", R"({"tcp":true,"parallel":0})", R"({"tcp":true,"parallel":100000})",
-        R"({"tcp":true,"time":1e300})", R"({"udp":true,"len":70000})", R"({"tcp":true,"len":"big"})",
-        R"({"tcp":true,"time":0,"num":0})", R"({"tcp":true,"zcperf":{"strategy":"warp"}})",
-        R"({"tcp":true,"zcperf":{"duration":-1}})", R"({"tcp":true,"authtoken":"x"})",
-        std::string(100, '[') + std::string(100, ']'), std::string(zcperf::max_params_json + 10, ' '),
+        "",
+        "{",
+        "[]",
+        "42",
+        "null",
+        R"({"time":10})",
+        R"({"tcp":true,"parallel":0})",
+        R"({"tcp":true,"parallel":100000})",
+        R"({"tcp":true,"time":1e300})",
+        R"({"udp":true,"len":70000})",
+        R"({"tcp":true,"len":"big"})",
+        R"({"tcp":true,"time":0,"num":0})",
+        R"({"tcp":true,"zcperf":{"strategy":"warp"}})",
+        R"({"tcp":true,"zcperf":{"duration":-1}})",
+        R"({"tcp":true,"authtoken":"x"})",
+        std::string(100, '[') + std::string(100, ']'),
+        std::string(zcperf::max_params_json + 10, ' '),
     };
     for (const auto& text : bad_params) {
         auto r = zcperf::parse_params(text);
@@ -251,7 +267,9 @@ TEST(ZcperfControl, RejectsMalformedFramesWithAReason) {
         EXPECT_FALSE(r.error.empty()) << text.substr(0, 200);
     }
     const std::vector<std::string> bad_results = {
-        "", "{}", R"({"cpu_util_total":1,"cpu_util_user":1,"cpu_util_system":1})",
+        "",
+        "{}",
+        R"({"cpu_util_total":1,"cpu_util_user":1,"cpu_util_system":1})",
         R"({"cpu_util_total":-1,"cpu_util_user":1,"cpu_util_system":1,"streams":[]})",
         R"({"cpu_util_total":1,"cpu_util_user":1,"cpu_util_system":1,"streams":[{"id":1,"bytes":-5}]})",
         R"({"cpu_util_total":1,"cpu_util_user":1,"cpu_util_system":1,"streams":[{"id":9999,"bytes":5}]})",
@@ -286,9 +304,9 @@ TEST(ZcperfControl, RandomBytesNeverThrow) {
         for (int e = 0; e < edits; ++e) {
             std::size_t at = rng() % s.size();
             switch (rng() % 3) {
-                case 0: s[at] = static_cast<char>(rng()); break;
-                case 1: s.erase(at, 1 + rng() % 4); break;
-                default: s.insert(at, 1, "{}[]\",:0-e"[rng() % 10]); break;
+            case 0: s[at] = static_cast<char>(rng()); break;
+            case 1: s.erase(at, 1 + rng() % 4); break;
+            default: s.insert(at, 1, "{}[]\",:0-e"[rng() % 10]); break;
             }
             if (s.empty()) s = "x";
         }
@@ -344,8 +362,9 @@ TEST(Zcperf, VerifiedStreamsArriveIntactBothWays) {
     for (const bool reverse : {false, true}) {
         const std::uint16_t port = free_port();
         auto server = start_server(port);
-        std::vector<std::string> args{"-c", "127.0.0.1", "-p", std::to_string(port), "-t", "0.5", "-J", "--verify", "-P", "3",
-                                      "-l", "12345", "--strategy", "zc-fixed", "--recv", "bundle"};
+        std::vector<std::string> args{
+            "-c", "127.0.0.1", "-p",    std::to_string(port), "-t",       "0.5",    "-J",    "--verify", "-P",
+            "3",  "-l",        "12345", "--strategy",         "zc-fixed", "--recv", "bundle"};
         if (reverse) args.push_back("-R");
         Ran client = run(args, 30s);
         const int server_rc = server->wait(15s);
@@ -369,8 +388,8 @@ TEST(Zcperf, VerifiedStreamsArriveIntactBothWays) {
 TEST(Zcperf, ParallelStreamsAndTwoStepCompletions) {
     const std::uint16_t port = free_port();
     auto server = start_server(port);
-    Ran client = run({"-c", "127.0.0.1", "-p", std::to_string(port), "-t", "1", "-P", "2", "-J", "--strategy", "zc-fixed",
-                      "--completion", "two-step", "-l", "64K", "-i", "0.5"});
+    Ran client = run({"-c", "127.0.0.1", "-p", std::to_string(port), "-t", "1", "-P", "2", "-J", "--strategy",
+                      "zc-fixed", "--completion", "two-step", "-l", "64K", "-i", "0.5"});
     ASSERT_EQ(client.rc, 0) << client.err;
     ASSERT_EQ(server->wait(15s), 0) << server->err();
     json j = parse_json(client.out);
@@ -387,7 +406,8 @@ TEST(Zcperf, ParallelStreamsAndTwoStepCompletions) {
 TEST(Zcperf, GroupCompletionsReleaseEveryBuffer) {
     const std::uint16_t port = free_port();
     auto server = start_server(port);
-    Ran client = run({"-c", "127.0.0.1", "-p", std::to_string(port), "-t", "1", "-J", "--strategy", "zc", "--completion", "group"});
+    Ran client = run(
+        {"-c", "127.0.0.1", "-p", std::to_string(port), "-t", "1", "-J", "--strategy", "zc", "--completion", "group"});
     ASSERT_EQ(client.rc, 0) << client.err;
     ASSERT_EQ(server->wait(15s), 0) << server->err();
     json j = parse_json(client.out);
@@ -411,7 +431,8 @@ TEST(Zcperf, ReverseTcpServerSends) {
 TEST(Zcperf, UdpCountsWhatArrives) {
     const std::uint16_t port = free_port();
     auto server = start_server(port);
-    Ran client = run({"-c", "127.0.0.1", "-p", std::to_string(port), "-t", "1", "-u", "-l", "8000", "-J", "--strategy", "zc"});
+    Ran client =
+        run({"-c", "127.0.0.1", "-p", std::to_string(port), "-t", "1", "-u", "-l", "8000", "-J", "--strategy", "zc"});
     ASSERT_EQ(client.rc, 0) << client.err;
     ASSERT_EQ(server->wait(15s), 0) << server->err();
     json j = parse_json(client.out);
@@ -433,7 +454,8 @@ TEST(Zcperf, SendOnlyNeedsNoServer) {
     ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
     socklen_t len = sizeof a;
     ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    Ran client = run({"-c", "127.0.0.1", "-p", std::to_string(ntohs(a.sin_port)), "-u", "--send-only", "-t", "0.5", "-J", "--strategy", "copy"});
+    Ran client = run({"-c", "127.0.0.1", "-p", std::to_string(ntohs(a.sin_port)), "-u", "--send-only", "-t", "0.5",
+                      "-J", "--strategy", "copy"});
     ::close(fd);
     ASSERT_EQ(client.rc, 0) << client.err;
     json j = parse_json(client.out);
@@ -530,8 +552,9 @@ private:
                 for (ssize_t n; (n = ::recv(fds_[k].get(), buf.data(), buf.size(), 0)) > 0;) {
                     any = true;
                     ++got_[k].sizes[static_cast<std::size_t>(n)];
-                    if (n >= 12) got_[k].seqs.push_back(static_cast<std::uint32_t>(buf[8]) << 24 | buf[9] << 16 |
-                                                        buf[10] << 8 | buf[11]);
+                    if (n >= 12)
+                        got_[k].seqs.push_back(static_cast<std::uint32_t>(buf[8]) << 24 | buf[9] << 16 | buf[10] << 8 |
+                                               buf[11]);
                 }
             if (any) quiet_since = std::chrono::steady_clock::now();
             else std::this_thread::sleep_for(200us);
@@ -564,9 +587,15 @@ TEST(ZcperfFanout, SendOnlySharesItsSendsAmongTheDestinationsRoundRobin) {
         SCOPED_TRACE(std::string(c.host) + " " + c.strategy);
         FanoutReceivers rx(c.family, n);
         ASSERT_EQ(rx.count(), std::size_t{n}) << "no free run of " << n << " ports";
-        std::vector<std::string> args{"-c", c.host, "-p", std::to_string(rx.first_port()), "-u", "--send-only",
-                                      "--fanout", std::to_string(n), "-k", std::to_string(c.sends), "-l",
-                                      std::to_string(c.length), "-b", "20M", "-J", "--strategy", c.strategy};
+        std::vector<std::string> args{"-c",       c.host,
+                                      "-p",       std::to_string(rx.first_port()),
+                                      "-u",       "--send-only",
+                                      "--fanout", std::to_string(n),
+                                      "-k",       std::to_string(c.sends),
+                                      "-l",       std::to_string(c.length),
+                                      "-b",       "20M",
+                                      "-J",       "--strategy",
+                                      c.strategy};
         if (c.gso) args.insert(args.end(), {"--gso", std::to_string(c.gso)});
         Ran r = run(args, 30s);
         rx.stop();
@@ -590,8 +619,8 @@ TEST(ZcperfFanout, SendOnlySharesItsSendsAmongTheDestinationsRoundRobin) {
 
 TEST(ZcperfFanout, SinkSweepSendsToEveryDestinationZeroCopy) {
     if (::geteuid() != 0) GTEST_SKIP() << "the sink target creates network namespaces: needs root";
-    Ran r = run_sink_sweep(
-        {"--strategy", "plain,zc-fixed", "--sizes", "48000", "--gso", "1200", "--fanout", "8", "-t", "0.3", "--repeat", "1"});
+    Ran r = run_sink_sweep({"--strategy", "plain,zc-fixed", "--sizes", "48000", "--gso", "1200", "--fanout", "8", "-t",
+                            "0.3", "--repeat", "1"});
     if (r.rc != 0 && r.err.find("unavailable") != std::string::npos) GTEST_SKIP() << r.err;
     ASSERT_EQ(r.rc, 0) << r.err;
     json j = parse_json(r.out);
@@ -612,15 +641,15 @@ TEST(ZcperfFanout, SinkSweepSendsToEveryDestinationZeroCopy) {
 
 TEST(ZcperfFanout, NeedsUdpSendOnlyOrTheSink) {
     const std::vector<std::vector<std::string>> cases = {
-        {"-c", "127.0.0.1", "-u", "--fanout", "4"},                       // a server test
-        {"-c", "127.0.0.1", "--send-only", "--fanout", "4"},              // TCP
+        {"-c", "127.0.0.1", "-u", "--fanout", "4"},           // a server test
+        {"-c", "127.0.0.1", "--send-only", "--fanout", "4"},  // TCP
         {"-c", "127.0.0.1", "-u", "--send-only", "--fanout", "0"},
         {"-c", "127.0.0.1", "-u", "--send-only", "--fanout", "1025"},
         {"-c", "127.0.0.1", "-u", "--send-only", "-p", "65534", "--fanout", "4"},
         {"-c", "127.0.0.1", "-u", "-R", "--fanout", "4"},
         {"-s", "--fanout", "4"},
         {"--target", "loopback", "--fanout", "4"},
-        {"-c", "127.0.0.1", "--sweep", "--fanout", "4"},                 // a remote sweep: a server
+        {"-c", "127.0.0.1", "--sweep", "--fanout", "4"},  // a remote sweep: a server
         {"--sweep", "--recv", "all", "--fanout", "4"},
     };
     for (const auto& args : cases) {
@@ -641,8 +670,8 @@ TEST(ZcperfFanout, NeedsUdpSendOnlyOrTheSink) {
 TEST(Zcperf, SinkTargetReportsZeroCopyReleases) {
     if (::geteuid() != 0) GTEST_SKIP() << "the sink target creates network namespaces: needs root";
     const fs::path out = fs::temp_directory_path() / ("zcperf-sink-" + std::to_string(::getpid()));
-    Ran r = run({"--target", "sink", "--strategy", "zc-fixed", "--sizes", "60000", "-t", "0.3", "--repeat", "1", "-J", "--plot", "none",
-                 "--out", out.string()},
+    Ran r = run({"--target", "sink", "--strategy", "zc-fixed", "--sizes", "60000", "-t", "0.3", "--repeat", "1", "-J",
+                 "--plot", "none", "--out", out.string()},
                 60s);
     if (r.rc != 0 && r.err.find("unavailable") != std::string::npos) GTEST_SKIP() << r.err;
     ASSERT_EQ(r.rc, 0) << r.err;
@@ -666,8 +695,8 @@ TEST(Zcperf, SinkTargetReportsZeroCopyReleases) {
 
 TEST(Zcperf, LoopbackSweepWritesTableCsvJsonAndPlot) {
     const fs::path out = fs::temp_directory_path() / ("zcperf-loop-" + std::to_string(::getpid()));
-    Ran r = run({"--target", "loopback", "--strategy", "copy,auto", "--sizes", "4096,65536", "-t", "0.2", "--repeat", "1", "--out",
-                 out.string()},
+    Ran r = run({"--target", "loopback", "--strategy", "copy,auto", "--sizes", "4096,65536", "-t", "0.2", "--repeat",
+                 "1", "--out", out.string()},
                 60s);
     ASSERT_EQ(r.rc, 0) << r.err;
     EXPECT_NE(r.out.find("x plain"), std::string::npos) << r.out;
@@ -691,14 +720,16 @@ void expect_sane_receive(const json& end, const std::string& ran) {
     ASSERT_TRUE(end.contains("zcio_receive")) << end.dump().substr(0, 2000);
     const json& z = end["zcio_receive"];
     EXPECT_EQ(z["strategy"], ran) << z.dump();
-    for (const char* k : {"requested", "fallback_reason", "description", "buffers", "buffers_recycled", "rearms", "exhaustions",
-                          "fallbacks", "thread_cpu_seconds", "syscalls_per_mb", "cpu_seconds_per_gb"})
+    for (const char* k : {"requested", "fallback_reason", "description", "buffers", "buffers_recycled", "rearms",
+                          "exhaustions", "fallbacks", "thread_cpu_seconds", "syscalls_per_mb", "cpu_seconds_per_gb"})
         EXPECT_TRUE(z.contains(k)) << k;
     EXPECT_EQ(z["bytes"], end["sum_received"]["bytes"]);
     const json& sc = z["syscalls"];
     const auto total = sc["total"].get<std::uint64_t>();
     EXPECT_GT(total, 0u);
-    EXPECT_EQ(sc["io_uring_enter"].get<std::uint64_t>() + sc["epoll_wait"].get<std::uint64_t>() + sc["recv"].get<std::uint64_t>(), total);
+    EXPECT_EQ(sc["io_uring_enter"].get<std::uint64_t>() + sc["epoll_wait"].get<std::uint64_t>() +
+                  sc["recv"].get<std::uint64_t>(),
+              total);
     if (ran == "plain") {
         EXPECT_EQ(sc["io_uring_enter"].get<std::uint64_t>(), 0u);
         EXPECT_GT(sc["recv"].get<std::uint64_t>(), 0u);
@@ -719,7 +750,9 @@ TEST_P(ZcperfRecv, ServerReceivesEveryByteAndReportsHow) {
     const std::string recv = GetParam();
     const std::uint16_t port = free_port();
     auto server = start_server(port, {"--recv", recv});
-    Ran client = run({"-c", "127.0.0.1", "-p", std::to_string(port), "-t", "1", "-P", "4", "-l", "16K", "-J", "--strategy", "copy"}, 30s);
+    Ran client = run(
+        {"-c", "127.0.0.1", "-p", std::to_string(port), "-t", "1", "-P", "4", "-l", "16K", "-J", "--strategy", "copy"},
+        30s);
     const int server_rc = server->wait(15s);
     ASSERT_EQ(client.rc, 0) << client.err << client.out.substr(0, 2000);
     ASSERT_EQ(server_rc, 0) << server->err();
@@ -733,7 +766,9 @@ TEST_P(ZcperfRecv, ServerReceivesEveryByteAndReportsHow) {
     EXPECT_EQ(end["sum_received"]["bytes"].get<std::uint64_t>(), sent) << "TCP: the receiver must see every byte";
     for (const auto& st : end["streams"]) EXPECT_EQ(st["sender"]["bytes"], st["receiver"]["bytes"]);
     // zcrx needs a NIC queue; lo has none: the receiver falls back and says why.
-    const std::string ran = recv == "zcrx" ? "multishot" : recv == "auto" ? end["zcio_receive"].value("strategy", "") : recv;
+    const std::string ran = recv == "zcrx"   ? "multishot"
+                            : recv == "auto" ? end["zcio_receive"].value("strategy", "")
+                                             : recv;
     expect_sane_receive(end, ran);
     EXPECT_EQ(end["zcio_receive"]["requested"], recv);
     if (recv == "zcrx") {
@@ -749,12 +784,15 @@ TEST_P(ZcperfRecv, ServerReceivesEveryByteAndReportsHow) {
     EXPECT_EQ(c["end"]["zcio_receive"]["bytes"], end["zcio_receive"]["bytes"]);
 }
 
-INSTANTIATE_TEST_SUITE_P(EveryReceiveStrategy, ZcperfRecv, ::testing::Values("plain", "multishot", "bundle", "zcrx", "auto"));
+INSTANTIATE_TEST_SUITE_P(EveryReceiveStrategy, ZcperfRecv,
+                         ::testing::Values("plain", "multishot", "bundle", "zcrx", "auto"));
 
 TEST(Zcperf, SixtyFourStreamsUseAtMostOneSendingThreadPerCore) {
     const std::uint16_t port = free_port();
     auto server = start_server(port, {"--recv", "multishot"});
-    Ran client = run({"-c", "127.0.0.1", "-p", std::to_string(port), "-t", "1", "-P", "64", "-l", "4K", "-J", "--strategy", "copy"}, 60s);
+    Ran client = run(
+        {"-c", "127.0.0.1", "-p", std::to_string(port), "-t", "1", "-P", "64", "-l", "4K", "-J", "--strategy", "copy"},
+        60s);
     ASSERT_EQ(client.rc, 0) << client.err << client.out.substr(0, 2000);
     ASSERT_EQ(server->wait(20s), 0) << server->err();
     json c = parse_json(client.out);
@@ -781,7 +819,8 @@ TEST(Zcperf, SixtyFourStreamsUseAtMostOneSendingThreadPerCore) {
 TEST(Zcperf, ReverseClientReceivesThroughTheReceiverItAskedFor) {
     const std::uint16_t port = free_port();
     auto server = start_server(port);
-    Ran client = run({"-c", "127.0.0.1", "-p", std::to_string(port), "-t", "1", "-R", "-J", "--recv", "bundle", "--strategy", "copy"});
+    Ran client = run({"-c", "127.0.0.1", "-p", std::to_string(port), "-t", "1", "-R", "-J", "--recv", "bundle",
+                      "--strategy", "copy"});
     ASSERT_EQ(client.rc, 0) << client.err;
     ASSERT_EQ(server->wait(15s), 0) << server->err();
     json j = parse_json(client.out);
@@ -791,8 +830,8 @@ TEST(Zcperf, ReverseClientReceivesThroughTheReceiverItAskedFor) {
 
 TEST(Zcperf, ReceiveSweepPutsStrategiesSideBySide) {
     const fs::path out = fs::temp_directory_path() / ("zcperf-rsweep-" + std::to_string(::getpid()));
-    Ran r = run({"--sweep", "--target", "loopback", "--recv", "multishot,bundle", "--sizes", "64K", "-t", "0.2", "--repeat", "2",
-                 "--out", out.string()},
+    Ran r = run({"--sweep", "--target", "loopback", "--recv", "multishot,bundle", "--sizes", "64K", "-t", "0.2",
+                 "--repeat", "2", "--out", out.string()},
                 90s);
     ASSERT_EQ(r.rc, 0) << r.err << r.out;
     EXPECT_NE(r.out.find("syscalls/MB"), std::string::npos) << r.out;
@@ -883,7 +922,8 @@ TEST(Zcperf, FeaturesPrintsTheKernelReport) {
 TEST(Zcperf, HelpShowsIperf3Options) {
     Ran r = run({"--help"}, 10s);
     EXPECT_EQ(r.rc, 0);
-    for (const char* opt : {"--server", "--client", "--json", "--parallel", "--reverse", "--strategy", "--sweep", "--target", "--send-only"})
+    for (const char* opt : {"--server", "--client", "--json", "--parallel", "--reverse", "--strategy", "--sweep",
+                            "--target", "--send-only"})
         EXPECT_NE(r.out.find(opt), std::string::npos) << opt;
 }
 
@@ -921,7 +961,8 @@ void expect_one_fallback_line(const std::string& out) {
 TEST(ZcperfFallback, AutoFallingBackFromZcrxSaysSoInOneLine) {
     const std::uint16_t port = free_port();
     auto server = start_text_server(port);
-    Ran client = run({"-c", "127.0.0.1", "-p", std::to_string(port), "-t", "0.5", "--strategy", "copy", "--recv", "auto"});
+    Ran client =
+        run({"-c", "127.0.0.1", "-p", std::to_string(port), "-t", "0.5", "--strategy", "copy", "--recv", "auto"});
     ASSERT_EQ(client.rc, 0) << client.err;
     ASSERT_EQ(server->wait(15s), 0) << server->err();
     expect_one_fallback_line(client.out);     // the server's receive, reported to the client
@@ -1053,8 +1094,9 @@ TEST(ZcperfBuffers, WorkingSetCyclesThroughEveryBufferInOrder) {
 TEST(ZcperfBuffers, SweepSaysWhichBuffersRan) {
     const fs::path out = fs::temp_directory_path() / ("zcperf-ws-" + std::to_string(::getpid()));
     for (const char* ws : {"", "8M"}) {
-        std::vector<std::string> args{"--target", "loopback", "--strategy", "plain", "--sizes", "4K", "-t", "0.1",
-                                      "--repeat", "1", "--plot", "none", "--no-progress", "--out", out.string()};
+        std::vector<std::string> args{"--target", "loopback", "--strategy",    "plain",    "--sizes",
+                                      "4K",       "-t",       "0.1",           "--repeat", "1",
+                                      "--plot",   "none",     "--no-progress", "--out",    out.string()};
         if (*ws) args.insert(args.end(), {"--working-set", ws});
         Ran r = run(args, 60s);
         ASSERT_EQ(r.rc, 0) << r.err;

@@ -67,7 +67,9 @@ void send_all(int fd, const std::string& s) { (void)::send(fd, s.data(), s.size(
 
 std::string frame(const std::string& body) {
     const auto n = static_cast<std::uint32_t>(body.size());
-    return std::string{static_cast<char>(n >> 24), static_cast<char>(n >> 16), static_cast<char>(n >> 8), static_cast<char>(n)} + body;
+    return std::string{static_cast<char>(n >> 24), static_cast<char>(n >> 16), static_cast<char>(n >> 8),
+                       static_cast<char>(n)} +
+           body;
 }
 
 const std::string cookie = std::string("hostilehostilehostilehostilehostile1") + '\0';
@@ -91,7 +93,8 @@ struct Server {
 };
 
 // A normal client's test against the server must pass.
-void expect_normal_test_passes(std::uint16_t port, std::vector<std::string> extra = {}, const std::string& host = "127.0.0.1") {
+void expect_normal_test_passes(std::uint16_t port, std::vector<std::string> extra = {},
+                               const std::string& host = "127.0.0.1") {
     std::vector<std::string> a{ZCPERF_BIN, "-c", host, "-p", std::to_string(port), "-t", "0.5", "-J"};
     a.insert(a.end(), extra.begin(), extra.end());
     // A test may still be ending (a killed client's test waits out its silence): retry while busy.
@@ -162,7 +165,8 @@ TEST(ZcperfServerSafety, ASecondClientIsToldBusyAtOnce) {
 
 TEST(ZcperfServerSafety, ATestAskingForGigabytesIsRefusedAndMemoryStaysBounded) {
     Server server({"--server-max-memory", "128M"});
-    Process greedy({ZCPERF_BIN, "-c", "127.0.0.1", "-p", std::to_string(server.port), "-R", "-P", "16", "-l", "64M", "-t", "2"});
+    Process greedy(
+        {ZCPERF_BIN, "-c", "127.0.0.1", "-p", std::to_string(server.port), "-R", "-P", "16", "-l", "64M", "-t", "2"});
     EXPECT_EQ(greedy.wait(15s), 1);
     EXPECT_NE(greedy.err().find("--server-max-memory"), std::string::npos) << greedy.err();
     EXPECT_NE(greedy.err().find("above its limit of 128 MiB"), std::string::npos) << greedy.err();
@@ -190,7 +194,8 @@ TEST_P(KilledClient, ServerEndsTheTestAndServesTheNext) {
 
 INSTANTIATE_TEST_SUITE_P(TcpUdpReverse, KilledClient,
                          ::testing::Values(std::vector<std::string>{}, std::vector<std::string>{"-u", "-b", "50M"},
-                                           std::vector<std::string>{"-R"}, std::vector<std::string>{"-u", "-R", "-b", "50M"}),
+                                           std::vector<std::string>{"-R"},
+                                           std::vector<std::string>{"-u", "-R", "-b", "50M"}),
                          [](const auto& info) {
                              std::string n;
                              for (const auto& x : info.param)
@@ -211,8 +216,8 @@ void forge_results(std::uint16_t port, const std::string& results) {
     ASSERT_EQ(read_some(ctl, 2, 3s), std::string("\x01\x02", 2));  // TEST_START, TEST_RUNNING
     send_all(data, std::string(1000, 'x'));
     ::shutdown(data, SHUT_WR);
-    send_all(ctl, std::string(1, 4));                               // TEST_END
-    ASSERT_EQ(read_some(ctl, 1, 5s), std::string(1, 13));          // EXCHANGE_RESULTS
+    send_all(ctl, std::string(1, 4));                      // TEST_END
+    ASSERT_EQ(read_some(ctl, 1, 5s), std::string(1, 13));  // EXCHANGE_RESULTS
     send_all(ctl, frame(results));
     read_some(ctl, 1 << 16, 2s);
     ::close(data);
@@ -223,17 +228,25 @@ TEST(ZcperfServerSafety, ReportsAreCheckedAndPeerTextEscaped) {
     Server server;
     const std::string cpu = R"("cpu_util_total":1,"cpu_util_user":1,"cpu_util_system":1,"sender_has_retransmits":0,)";
     std::string many = "[";
-    for (int i = 0; i < 256; ++i) many += (i ? "," : "") + std::string(R"({"id":)") + std::to_string(i ? i + 2 : 1) + R"(,"bytes":18446744073709551615})";
+    for (int i = 0; i < 256; ++i)
+        many += (i ? "," : "") + std::string(R"({"id":)") + std::to_string(i ? i + 2 : 1) +
+                R"(,"bytes":18446744073709551615})";
     forge_results(server.port, "{" + cpu + R"("streams":)" + many + "]}");
-    forge_results(server.port, "{" + cpu + R"("streams":[{"id":1,"bytes":1000},{"id":3,"bytes":1},{"id":4,"bytes":1}]})");
-    forge_results(server.port, "{" + cpu + R"("streams":[{"id":1,"bytes":1000,"zcperf":{"sender":true,"error":"evil\r\n\u001b[2J\u001b]0;pwned\u0007"}}]})");
+    forge_results(server.port,
+                  "{" + cpu + R"("streams":[{"id":1,"bytes":1000},{"id":3,"bytes":1},{"id":4,"bytes":1}]})");
+    forge_results(
+        server.port,
+        "{" + cpu +
+            R"("streams":[{"id":1,"bytes":1000,"zcperf":{"sender":true,"error":"evil\r\n\u001b[2J\u001b]0;pwned\u0007"}}]})");
     expect_normal_test_passes(server.port);
     server.proc.signal(SIGINT);
     server.proc.wait(10s);
     const std::string out = server.proc.out() + server.proc.err();
-    EXPECT_NE(out.find("test failed: the client's results: \"bytes\" out of range"), std::string::npos) << out.substr(0, 3000);
+    EXPECT_NE(out.find("test failed: the client's results: \"bytes\" out of range"), std::string::npos)
+        << out.substr(0, 3000);
     EXPECT_NE(out.find("evil\\x0d\\x0a\\x1b[2J"), std::string::npos) << out.substr(0, 3000);
-    EXPECT_NE(out.find("the client's results do not fit the test: the peer reports 3 streams for a test of 1"), std::string::npos);
+    EXPECT_NE(out.find("the client's results do not fit the test: the peer reports 3 streams for a test of 1"),
+              std::string::npos);
     EXPECT_EQ(out.find('\x1b'), std::string::npos) << "a peer's escape sequence reached the terminal";
     EXPECT_EQ(out.find('\r'), std::string::npos);
 }
@@ -266,7 +279,8 @@ TEST(ZcperfServerSafety, RssAndOpenFilesStayFlatOverFiftyTests) {
 
 std::string ip_tool() { return ::access("/usr/sbin/ip", X_OK) == 0 ? "/usr/sbin/ip" : "ip"; }
 
-std::vector<std::string> in_netns(const zcio::SinkNamespace& sink, zcio::SinkNamespace::Side side, std::vector<std::string> argv) {
+std::vector<std::string> in_netns(const zcio::SinkNamespace& sink, zcio::SinkNamespace::Side side,
+                                  std::vector<std::string> argv) {
     std::vector<std::string> a{ip_tool(), "netns", "exec", sink.netns_name(side)};
     a.insert(a.end(), argv.begin(), argv.end());
     return a;
@@ -280,12 +294,17 @@ TEST(ZcperfServerSafetyNetns, AForgedSourceUdpHelloGetsNothing) {
     if (auto why = zcio::SinkNamespace::unavailable_reason()) GTEST_SKIP() << *why;
     zcio::SinkNamespace sink({.drop = false, .mtu = 1500, .name_prefix = "forge"});
     // The victim: another address on the client's side, which never opens a test.
-    const std::string victim = sink.address_string(zcio::SinkNamespace::tx).substr(0, sink.address_string(zcio::SinkNamespace::tx).rfind('.')) + ".3";
-    ASSERT_EQ(zcio::test::run_program({ip_tool(), "-n", sink.netns_name(zcio::SinkNamespace::tx), "addr", "add", victim + "/24", "dev",
-                                       sink.interface_name(zcio::SinkNamespace::tx)}).exit_code, 0);
+    const std::string victim = sink.address_string(zcio::SinkNamespace::tx)
+                                   .substr(0, sink.address_string(zcio::SinkNamespace::tx).rfind('.')) +
+                               ".3";
+    ASSERT_EQ(zcio::test::run_program({ip_tool(), "-n", sink.netns_name(zcio::SinkNamespace::tx), "addr", "add",
+                                       victim + "/24", "dev", sink.interface_name(zcio::SinkNamespace::tx)})
+                  .exit_code,
+              0);
     const std::uint16_t port = zcio::test::free_port();
     const std::string server_ip = sink.address_string(zcio::SinkNamespace::rx);
-    Process server(in_netns(sink, zcio::SinkNamespace::rx, {ZCPERF_BIN, "-s", "-p", std::to_string(port), "--rcv-timeout", "1000"}));
+    Process server(in_netns(sink, zcio::SinkNamespace::rx,
+                            {ZCPERF_BIN, "-s", "-p", std::to_string(port), "--rcv-timeout", "1000"}));
     ASSERT_TRUE(wait_listening_in(sink, port)) << server.err();
 
     // The attacker: a reverse UDP test's control connection from .1, its UDP hello from the victim.
@@ -302,7 +321,8 @@ TEST(ZcperfServerSafetyNetns, AForgedSourceUdpHelloGetsNothing) {
     ASSERT_EQ(::connect(ctl.get(), reinterpret_cast<sockaddr*>(&s), sizeof s), 0);
     send_all(ctl.get(), cookie);
     ASSERT_EQ(read_some(ctl.get(), 1, 3s), std::string(1, 9));
-    send_all(ctl.get(), frame(R"({"udp":true,"time":5,"parallel":1,"reverse":true,"len":1400,"bandwidth":1000000000})"));
+    send_all(ctl.get(),
+             frame(R"({"udp":true,"time":5,"parallel":1,"reverse":true,"len":1400,"bandwidth":1000000000})"));
     ASSERT_EQ(read_some(ctl.get(), 1, 3s), std::string(1, 10));
     const std::uint32_t hello = 0x36373839;
     for (int i = 0; i < 5; ++i) {
@@ -316,7 +336,9 @@ TEST(ZcperfServerSafetyNetns, AForgedSourceUdpHelloGetsNothing) {
     while (::recv(catcher.get(), b, sizeof b, MSG_DONTWAIT) > 0) ++got;
     EXPECT_EQ(got, 0u) << "the server sent to an address that did not open the test";
     // A genuine client from .1 is served.
-    Process client(in_netns(sink, zcio::SinkNamespace::tx, {ZCPERF_BIN, "-c", server_ip, "-p", std::to_string(port), "-u", "-R", "-b", "10M", "-t", "0.5", "-J"}));
+    Process client(in_netns(
+        sink, zcio::SinkNamespace::tx,
+        {ZCPERF_BIN, "-c", server_ip, "-p", std::to_string(port), "-u", "-R", "-b", "10M", "-t", "0.5", "-J"}));
     EXPECT_EQ(client.wait(20s), 0) << client.err();
     server.signal(SIGINT);
     server.wait(10s);
@@ -329,11 +351,14 @@ TEST(ZcperfServerSafetyNetns, ACutLinkEndsBothEndsWithinTenSeconds) {
     const std::string server_ip = sink.address_string(zcio::SinkNamespace::rx);
     Process server(in_netns(sink, zcio::SinkNamespace::rx, {ZCPERF_BIN, "-s", "-1", "-p", std::to_string(port)}));
     ASSERT_TRUE(wait_listening_in(sink, port)) << server.err();
-    Process client(in_netns(sink, zcio::SinkNamespace::tx, {ZCPERF_BIN, "-c", server_ip, "-p", std::to_string(port), "-t", "60"}));
+    Process client(
+        in_netns(sink, zcio::SinkNamespace::tx, {ZCPERF_BIN, "-c", server_ip, "-p", std::to_string(port), "-t", "60"}));
     std::this_thread::sleep_for(1500ms);
     const auto cut = std::chrono::steady_clock::now();
     ASSERT_EQ(zcio::test::run_program({ip_tool(), "-n", sink.netns_name(zcio::SinkNamespace::tx), "link", "set", "dev",
-                                       sink.interface_name(zcio::SinkNamespace::tx), "down"}).exit_code, 0);
+                                       sink.interface_name(zcio::SinkNamespace::tx), "down"})
+                  .exit_code,
+              0);
     EXPECT_EQ(client.wait(15s), 1) << client.err();
     EXPECT_LT(std::chrono::steady_clock::now() - cut, 10s) << "client";
     EXPECT_EQ(server.wait(15s), 1) << server.err();

@@ -70,7 +70,7 @@ private:
     std::uint32_t size_;
     std::unique_ptr<AnonymousMapping> entries_;
     io_uring_buf_ring* br_ = nullptr;
-    std::vector<Buffer> slabs_;  // by buffer id; empty while the holder has it
+    std::vector<Buffer> slabs_;                                           // by buffer id; empty while the holder has it
     std::vector<std::pair<const std::byte*, std::uint16_t>> by_address_;  // sorted: recycle's lookup
     std::vector<std::uint32_t> taken_by_id_, recycled_by_id_;
     std::uint64_t taken_ = 0, recycled_ = 0, refused_ = 0;

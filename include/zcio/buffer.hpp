@@ -61,7 +61,7 @@ public:
 
     std::byte* data() noexcept { return data_; }
     const std::byte* data() const noexcept { return data_; }
-    std::size_t size() const noexcept { return size_; }          // bytes to send
+    std::size_t size() const noexcept { return size_; }  // bytes to send
     std::size_t capacity() const noexcept { return capacity_; }
     void resize(std::size_t n) noexcept { size_ = n <= capacity_ ? n : capacity_; }
     // Drops the first `n` bytes (at most capacity()) from the view: the send starts there. The handle

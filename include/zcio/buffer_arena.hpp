@@ -35,11 +35,11 @@ enum class PageKind { huge_2m, transparent_huge, normal };
 const char* to_string(PageKind k) noexcept;
 
 struct ArenaStats {
-    std::uint64_t taken = 0;             // handed out
-    std::uint64_t returned = 0;          // came back
-    std::uint64_t exhausted = 0;         // take() found no free slab
-    std::uint64_t poison_violations = 0; // canary found a write after release
-    std::uint64_t quarantined = 0;       // never coming back: the kernel may still read them
+    std::uint64_t taken = 0;              // handed out
+    std::uint64_t returned = 0;           // came back
+    std::uint64_t exhausted = 0;          // take() found no free slab
+    std::uint64_t poison_violations = 0;  // canary found a write after release
+    std::uint64_t quarantined = 0;        // never coming back: the kernel may still read them
 };
 
 class BufferArena {
@@ -57,7 +57,7 @@ public:
 
     std::size_t slab_size() const noexcept;
     std::size_t slab_count() const noexcept;
-    std::size_t available() const noexcept;   // slabs free right now
+    std::size_t available() const noexcept;  // slabs free right now
     std::size_t outstanding() const noexcept { return slab_count() - available(); }
     bool registered() const noexcept;
     PageKind page_kind() const noexcept;

@@ -45,8 +45,8 @@ constexpr std::uint32_t bundle_buffer_count(std::int32_t res, std::uint32_t buff
 // Calls f(bid, len) for each buffer of a bundle completion, in order: ids run on from `first_bid`
 // modulo `buffer_count` (a power of two), every buffer full but the last.
 template <typename F>
-constexpr void for_each_bundle_buffer(std::uint16_t first_bid, std::int32_t res,
-                                      std::uint32_t buffer_size, std::uint32_t buffer_count, F&& f) {
+constexpr void for_each_bundle_buffer(std::uint16_t first_bid, std::int32_t res, std::uint32_t buffer_size,
+                                      std::uint32_t buffer_count, F&& f) {
     std::uint32_t left = res > 0 ? static_cast<std::uint32_t>(res) : 0;
     const std::uint32_t n = bundle_buffer_count(res, buffer_size);
     for (std::uint32_t i = 0; i < n; ++i) {
@@ -60,7 +60,7 @@ constexpr void for_each_bundle_buffer(std::uint16_t first_bid, std::int32_t res,
 
 struct BufferRingOptions {
     std::uint16_t group_id = 0;
-    std::uint32_t buffer_count = 256;       // power of two, at most 32768
+    std::uint32_t buffer_count = 256;  // power of two, at most 32768
     std::uint32_t buffer_size = 16 << 10;
     // IOU_PBUF_RING_INC: the kernel fills one buffer across several completions (BUF_MORE) instead
     // of wasting the tail of a buffer per small message. Falls back (reported) where refused.
@@ -136,10 +136,10 @@ private:
     std::vector<AnonymousMapping> memory_;  // [0] ring entries, [1] buffers
     io_uring_buf_ring* br_ = nullptr;
     std::byte* buffers_ = nullptr;
-    std::vector<std::uint32_t> refs_;   // per bid: 1 for the kernel while it may fill it, +1 per view
-    std::vector<std::uint32_t> fill_;   // per bid, incremental mode: bytes the kernel wrote so far
-    std::vector<std::uint8_t> ready_;   // per bid: nobody holds it, waiting for its turn in the ring
-    std::uint16_t tail_ = 0;            // our copy of the ring tail (u16, wraps like the kernel's)
+    std::vector<std::uint32_t> refs_;  // per bid: 1 for the kernel while it may fill it, +1 per view
+    std::vector<std::uint32_t> fill_;  // per bid, incremental mode: bytes the kernel wrote so far
+    std::vector<std::uint8_t> ready_;  // per bid: nobody holds it, waiting for its turn in the ring
+    std::uint16_t tail_ = 0;           // our copy of the ring tail (u16, wraps like the kernel's)
     std::uint64_t taken_ = 0;
     std::uint64_t returned_ = 0;
 };

@@ -19,9 +19,9 @@
 namespace zcio {
 
 struct FileRead {
-    int fd = -1;                 // a regular file open for reading (O_DIRECT allowed), or a slot
-    bool fixed_file = false;     // fd is a slot of the ring's file table (Ring::register_file)
-    std::uint64_t offset = 0;    // in the file; O_DIRECT: aligned to the device's block size
+    int fd = -1;               // a regular file open for reading (O_DIRECT allowed), or a slot
+    bool fixed_file = false;   // fd is a slot of the ring's file table (Ring::register_file)
+    std::uint64_t offset = 0;  // in the file; O_DIRECT: aligned to the device's block size
     // Bytes to read, at most the buffer's capacity. At least the bytes to send (buffer.size()):
     // O_DIRECT reads whole blocks, and only buffer.size() of them are sent.
     std::uint32_t length = 0;

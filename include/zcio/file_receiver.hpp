@@ -28,24 +28,24 @@ namespace zcio {
 
 struct FileRecvOptions {
     FileRecvStrategy strategy = FileRecvStrategy::recv_write_fixed;
-    std::uint64_t offset = 0;          // where in the file the stream's first byte goes
-    bool fsync = false;                // fsync(2) the file once everything is written
-    std::size_t chunk = 0;             // recv / splice size; 0: the arena's slab size
-    std::uint32_t buffers = 64;        // recv-write-fixed: ring buffers (power of two)
-    std::uint16_t buffer_group = 11;   // recv-write-fixed: a group id free on this ring
+    std::uint64_t offset = 0;         // where in the file the stream's first byte goes
+    bool fsync = false;               // fsync(2) the file once everything is written
+    std::size_t chunk = 0;            // recv / splice size; 0: the arena's slab size
+    std::uint32_t buffers = 64;       // recv-write-fixed: ring buffers (power of two)
+    std::uint16_t buffer_group = 11;  // recv-write-fixed: a group id free on this ring
     // No byte received for this long: the transfer ends with -ETIMEDOUT.
     std::chrono::milliseconds stall_timeout{30000};
 };
 
 struct FileRecvReport {
     FileRecvStrategy strategy = FileRecvStrategy::recv_write_fixed;
-    int error = 0;                     // 0, or -errno (ENOSPC, EIO, ECONNRESET, ETIMEDOUT...)
-    std::string message;               // the error in words, with the bytes written so far
+    int error = 0;        // 0, or -errno (ENOSPC, EIO, ECONNRESET, ETIMEDOUT...)
+    std::string message;  // the error in words, with the bytes written so far
     std::uint64_t bytes_received = 0;
     std::uint64_t bytes_written = 0;   // completed writes (what the file holds from the stream)
     std::uint64_t write_requests = 0;  // WRITE_FIXED submitted (continuations included)
     std::uint64_t recv_completions = 0;
-    std::uint64_t syscalls = 0;        // recv, write, splice, fsync calls
+    std::uint64_t syscalls = 0;  // recv, write, splice, fsync calls
     bool direct = false;
     bool synced = false;
     double seconds = 0;

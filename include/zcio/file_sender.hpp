@@ -54,18 +54,18 @@ struct FileSendOptions {
 struct FileSendReport {
     FileSendStrategy requested = FileSendStrategy::automatic;
     FileSendStrategy used = FileSendStrategy::automatic;
-    std::string why;              // why `used` (auto's choice, a fallback), or empty
-    int error = 0;                // 0, or -errno (ENODATA: the file ended early; ETIMEDOUT: stall)
-    std::string message;          // the error in words, with byte offsets
+    std::string why;      // why `used` (auto's choice, a fallback), or empty
+    int error = 0;        // 0, or -errno (ENODATA: the file ended early; ETIMEDOUT: stall)
+    std::string message;  // the error in words, with byte offsets
     std::uint64_t bytes_sent = 0;
-    std::uint64_t bytes_read = 0;        // read into our memory (sendfile and splice read none)
-    std::uint64_t read_requests = 0;     // READ / READ_FIXED submitted
-    std::uint64_t syscalls = 0;          // pread, send, sendfile, splice calls
-    std::uint64_t sends = 0;             // buffers handed to the engine (read-zc)
-    std::uint64_t zero_copy = 0;         // of those, released as zero-copy by the kernel
-    std::uint64_t copied = 0;            // ... as copied
-    bool direct = false;                 // reads bypassed the page cache (O_DIRECT)
-    std::uint64_t chunk = 0;             // bytes per read/send used
+    std::uint64_t bytes_read = 0;     // read into our memory (sendfile and splice read none)
+    std::uint64_t read_requests = 0;  // READ / READ_FIXED submitted
+    std::uint64_t syscalls = 0;       // pread, send, sendfile, splice calls
+    std::uint64_t sends = 0;          // buffers handed to the engine (read-zc)
+    std::uint64_t zero_copy = 0;      // of those, released as zero-copy by the kernel
+    std::uint64_t copied = 0;         // ... as copied
+    bool direct = false;              // reads bypassed the page cache (O_DIRECT)
+    std::uint64_t chunk = 0;          // bytes per read/send used
     double seconds = 0;
 };
 

@@ -21,9 +21,9 @@ namespace zcio {
 // automatic  sendfile for a cached file nobody needs to see; read_zc when a hook must see the
 //            bytes or the file is O_DIRECT (sendfile cannot do either); says why
 enum class FileSendStrategy : std::uint8_t { sendfile, splice, read_send, read_zc, automatic };
-inline constexpr FileSendStrategy all_file_send_strategies[] = {
-    FileSendStrategy::sendfile, FileSendStrategy::splice, FileSendStrategy::read_send, FileSendStrategy::read_zc,
-    FileSendStrategy::automatic};
+inline constexpr FileSendStrategy all_file_send_strategies[] = {FileSendStrategy::sendfile, FileSendStrategy::splice,
+                                                                FileSendStrategy::read_send, FileSendStrategy::read_zc,
+                                                                FileSendStrategy::automatic};
 inline constexpr std::size_t file_send_strategy_count = std::size(all_file_send_strategies);
 
 // socket -> file (zcio/file_receiver.hpp)
@@ -32,8 +32,7 @@ inline constexpr std::size_t file_send_strategy_count = std::size(all_file_send_
 // recv_write_fixed  a multishot receive into a provided-buffer ring of registered arena slabs
 //                   (zcio/arena_recv_ring.hpp), then IORING_OP_WRITE_FIXED from the same buffer
 enum class FileRecvStrategy : std::uint8_t { recv_write, splice, recv_write_fixed };
-inline constexpr FileRecvStrategy all_file_recv_strategies[] = {FileRecvStrategy::recv_write,
-                                                                FileRecvStrategy::splice,
+inline constexpr FileRecvStrategy all_file_recv_strategies[] = {FileRecvStrategy::recv_write, FileRecvStrategy::splice,
                                                                 FileRecvStrategy::recv_write_fixed};
 
 const char* to_string(FileSendStrategy s) noexcept;  // "sendfile", "read-zc", "auto", ...

@@ -26,8 +26,7 @@ public:
     InplaceFunction(std::nullptr_t) noexcept {}
 
     template <typename F, typename D = std::decay_t<F>,
-              typename = std::enable_if_t<!std::is_same_v<D, InplaceFunction> &&
-                                          std::is_invocable_r_v<R, D&, Args...>>>
+              typename = std::enable_if_t<!std::is_same_v<D, InplaceFunction> && std::is_invocable_r_v<R, D&, Args...>>>
     InplaceFunction(F&& f) {  // NOLINT(google-explicit-constructor): lambdas convert implicitly
         static_assert(sizeof(D) <= Capacity,
                       "handler captures too much for zcio's in-place storage: capture a pointer");
@@ -73,7 +72,7 @@ private:
     };
 
     template <typename D>
-    static constexpr bool trivial = std::is_trivially_copyable_v<D> && std::is_trivially_destructible_v<D>;
+    static constexpr bool trivial = std::is_trivially_copyable_v<D>&& std::is_trivially_destructible_v<D>;
 
     template <typename D>
     static constexpr Ops ops_for{

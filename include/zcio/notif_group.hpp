@@ -22,8 +22,8 @@ namespace zcio {
 struct GroupResult {
     std::uint32_t sends = 0;
     std::uint64_t bytes = 0;
-    std::uint32_t zero_copy = 0;   // releases reported zero-copy
-    std::uint32_t copied = 0;      // releases reported copied
+    std::uint32_t zero_copy = 0;  // releases reported zero-copy
+    std::uint32_t copied = 0;     // releases reported copied
     std::uint32_t errors = 0;
     int first_error = 0;
 };

@@ -37,8 +37,8 @@ std::optional<RecvStrategy> parse_recv_strategy(std::string_view name) noexcept;
 
 struct RecvCounters {
     std::uint64_t bytes = 0;
-    std::uint64_t buffers = 0;           // views delivered
-    std::uint64_t io_uring_enters = 0;   // io_uring_enter calls made by poll()
+    std::uint64_t buffers = 0;          // views delivered
+    std::uint64_t io_uring_enters = 0;  // io_uring_enter calls made by poll()
     std::uint64_t epoll_waits = 0;
     std::uint64_t recv_calls = 0;        // recv(2) calls, including those answering EAGAIN
     std::uint64_t buffers_recycled = 0;  // buffers handed back to the kernel / pool
@@ -69,8 +69,8 @@ struct ReceiverOptions {
     // every connection. Plain: a pool of as many recv() buffers.
     std::uint32_t buffer_count = 256;
     std::uint32_t buffer_size = 16 << 10;
-    bool incremental = false;            // multishot: IOU_PBUF_RING_INC where the kernel has it
-    std::uint32_t ring_entries = 256;    // io_uring SQ size (CQ is 8x)
+    bool incremental = false;          // multishot: IOU_PBUF_RING_INC where the kernel has it
+    std::uint32_t ring_entries = 256;  // io_uring SQ size (CQ is 8x)
     // io_uring strategies: a waiting poll() asks the kernel for up to `wait_batch` completions per
     // io_uring_enter (never more than the connections it receives on: one stream's data is taken
     // as soon as it arrives), but waits for more than one at most `batch_wait`; then it takes what
@@ -80,11 +80,11 @@ struct ReceiverOptions {
     std::chrono::microseconds batch_wait{50};
     std::uint16_t buffer_group = 0;
     // zcrx (strategy zcrx, or automatic when `interface` is set)
-    std::string interface{};
+    std::string interface {};
     std::uint32_t rx_queue = 0;
     std::size_t zcrx_area_size = 16 << 20;
     int dmabuf_fd = -1;
-    bool require_zcrx = false;           // throw SetupError instead of falling back
+    bool require_zcrx = false;  // throw SetupError instead of falling back
 };
 
 class Receiver {

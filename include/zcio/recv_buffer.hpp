@@ -21,16 +21,16 @@ namespace zcio {
 class RecvBuffer {
 public:
     // Called once when the view is dropped. `tag` is the owner's own id for the memory (a buffer id).
-    using ReleaseFn = void (*)(void* owner, std::uint32_t tag, const std::byte* data,
-                               std::uint32_t len) noexcept;
+    using ReleaseFn = void (*)(void* owner, std::uint32_t tag, const std::byte* data, std::uint32_t len) noexcept;
 
     RecvBuffer() noexcept = default;
-    RecvBuffer(const std::byte* data, std::uint32_t len, void* owner, ReleaseFn release,
-               std::uint32_t tag) noexcept
+    RecvBuffer(const std::byte* data, std::uint32_t len, void* owner, ReleaseFn release, std::uint32_t tag) noexcept
         : data_(data), len_(len), tag_(tag), owner_(owner), release_(release) {}
     RecvBuffer(RecvBuffer&& o) noexcept
-        : data_(std::exchange(o.data_, nullptr)), len_(std::exchange(o.len_, 0)),
-          tag_(o.tag_), owner_(std::exchange(o.owner_, nullptr)),
+        : data_(std::exchange(o.data_, nullptr)),
+          len_(std::exchange(o.len_, 0)),
+          tag_(o.tag_),
+          owner_(std::exchange(o.owner_, nullptr)),
           release_(std::exchange(o.release_, nullptr)) {}
     RecvBuffer& operator=(RecvBuffer&& o) noexcept {
         if (this != &o) {

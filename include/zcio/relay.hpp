@@ -24,17 +24,17 @@ class MultishotRecv;
 }
 
 struct RelayOptions {
-    std::uint32_t buffers = 64;        // receive ring buffers (power of two; arena slabs)
-    std::uint16_t buffer_group = 12;   // a buffer group id free on the engine's ring
+    std::uint32_t buffers = 64;                      // receive ring buffers (power of two; arena slabs)
+    std::uint16_t buffer_group = 12;                 // a buffer group id free on the engine's ring
     std::chrono::milliseconds stall_timeout{30000};  // nothing moved for this long: -ETIMEDOUT
 };
 
 struct RelayReport {
-    int error = 0;               // 0, or -errno from either side
+    int error = 0;  // 0, or -errno from either side
     std::string message;
     std::uint64_t bytes_received = 0;
     std::uint64_t bytes_sent = 0;
-    std::uint64_t buffers = 0;   // buffers relayed
+    std::uint64_t buffers = 0;                // buffers relayed
     std::uint64_t zero_copy = 0, copied = 0;  // what the kernel reported for their sends
     double seconds = 0;
 };

@@ -35,9 +35,9 @@ struct RingOptions {
     // 0: 8 × sq_entries. A zero-copy send posts two CQEs (result + notification) and notifications
     // can lag by a whole socket buffer, so the CQ needs far more room than the SQ.
     unsigned cq_entries = 0;
-    bool single_issuer = true;      // SINGLE_ISSUER|DEFER_TASKRUN, else COOP_TASKRUN, else plain
-    bool cqe32 = false;             // 32-byte CQEs (zcrx needs them)
-    bool register_ring_fd = true;   // saves an fget/fput per io_uring_enter
+    bool single_issuer = true;     // SINGLE_ISSUER|DEFER_TASKRUN, else COOP_TASKRUN, else plain
+    bool cqe32 = false;            // 32-byte CQEs (zcrx needs them)
+    bool register_ring_fd = true;  // saves an fget/fput per io_uring_enter
     // Slots in the ring's table of registered files (made on first register_file(); at most
     // RLIMIT_NOFILE). A request on a registered file skips the kernel's fget/fput per request.
     unsigned file_slots = 1024;
@@ -106,9 +106,9 @@ private:
     bool in_dispatch_ = false;
     std::string fallback_reason_;
     std::uint64_t cq_overflows_ = 0;
-    unsigned file_slots_ = 0;             // table size asked for (0: none wanted)
-    int file_table_ = 0;                  // 0: not made yet, 1: made, -errno: the kernel refused
-    std::vector<int> free_file_slots_;    // a stack, lowest slot on top
+    unsigned file_slots_ = 0;           // table size asked for (0: none wanted)
+    int file_table_ = 0;                // 0: not made yet, 1: made, -errno: the kernel refused
+    std::vector<int> free_file_slots_;  // a stack, lowest slot on top
     std::vector<std::shared_ptr<void>> parked_;
     std::shared_ptr<const void> alive_ = std::make_shared<int>(0);
     std::uint64_t id_;

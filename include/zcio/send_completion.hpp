@@ -32,12 +32,12 @@ struct SendResult {
 
 // The buffer is free again. Exactly one per send, whatever happened.
 struct Release {
-    int error = 0;              // 0, or -errno (ECONNRESET, EPIPE, ECANCELED on shutdown, ...)
-    std::size_t bytes = 0;      // bytes of the buffer the kernel accepted
+    int error = 0;          // 0, or -errno (ECONNRESET, EPIPE, ECANCELED on shutdown, ...)
+    std::size_t bytes = 0;  // bytes of the buffer the kernel accepted
     Usage usage = Usage::not_reported;
     Strategy used = Strategy::copy;  // what really carried it (after auto's choice and fallbacks)
-    Buffer buffer;              // yours again
-    BufferChain more;           // a gathered send's other buffers (empty for a single buffer)
+    Buffer buffer;                   // yours again
+    BufferChain more;                // a gathered send's other buffers (empty for a single buffer)
 };
 
 using SentHandler = InplaceFunction<void(const SendResult&), 48>;

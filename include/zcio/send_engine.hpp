@@ -62,18 +62,18 @@ struct SendOptions {
     std::optional<Strategy> strategy = std::nullopt;
     const sockaddr* to = nullptr;  // IPv4 or IPv6 destination; null: the socket's peer
     socklen_t to_len = 0;
-    std::uint16_t gso_size = 0;    // UDP_SEGMENT for this send; 0: the socket's (SocketOptions)
+    std::uint16_t gso_size = 0;  // UDP_SEGMENT for this send; 0: the socket's (SocketOptions)
 };
 
 struct EngineOptions {
     std::size_t max_inflight_bytes = 256u << 20;
-    std::uint32_t max_ops = 4096;               // operations in flight or queued, allocated once
-    std::uint32_t max_chain = 32;               // linked sends per stream socket per submission
+    std::uint32_t max_ops = 4096;  // operations in flight or queued, allocated once
+    std::uint32_t max_chain = 32;  // linked sends per stream socket per submission
     // auto: copy below this payload (measured on this machine: zero-copy pays from ~8-16 KB).
     std::size_t auto_threshold = 8192;
-    std::uint32_t auto_copied_streak = 4;       // copied reports in a row before auto measures
-    std::uint32_t auto_reprobe_every = 4096;    // sends before a decision is measured again (x2 while it holds)
-    std::uint32_t auto_window = 256;            // sends per measurement window (copy, then zero-copy)
+    std::uint32_t auto_copied_streak = 4;     // copied reports in a row before auto measures
+    std::uint32_t auto_reprobe_every = 4096;  // sends before a decision is measured again (x2 while it holds)
+    std::uint32_t auto_window = 256;          // sends per measurement window (copy, then zero-copy)
     std::chrono::milliseconds shutdown_timeout{5000};
     // How long send() drives the loop waiting for a free operation slot before it refuses the
     // send (-ETIMEDOUT through its handlers, called right away): a stalled peer never hangs us.
@@ -148,7 +148,7 @@ public:
     std::size_t inflight_bytes() const noexcept;
     std::size_t inflight_bytes(SocketId id) const;
     std::uint32_t ops_in_use() const noexcept;
-    Counters counters() const noexcept;      // the engine's totals: every socket, removed ones too
+    Counters counters() const noexcept;  // the engine's totals: every socket, removed ones too
     const Counters& counters(SocketId id) const;
     bool file_registered(SocketId id) const;  // its requests use the ring's file table
     // Why `auto` copied sends it meant to send zero-copy, with the fix; empty if it never had to

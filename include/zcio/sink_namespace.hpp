@@ -111,10 +111,10 @@ public:
     sockaddr_in address(Side side, std::uint16_t port = 0) const;
     std::string address_string(Side side) const;  // "198.18.K.1" (tx) / "198.18.K.2" (rx)
     const std::string& netns_name(Side side) const noexcept;
-    std::string netns_path(Side side) const;       // /run/netns/<name>
+    std::string netns_path(Side side) const;  // /run/netns/<name>
     const std::string& interface_name(Side side) const noexcept;
-    int ifindex(Side side) const noexcept;          // of the veth end, inside its namespace
-    std::string mac_string(Side side) const;        // the veth end's address, aa:bb:cc:dd:ee:ff
+    int ifindex(Side side) const noexcept;            // of the veth end, inside its namespace
+    std::string mac_string(Side side) const;          // the veth end's address, aa:bb:cc:dd:ee:ff
     unsigned slot() const noexcept { return slot_; }  // K in 198.18.0.0/15: unique among live sinks
     const SinkOptions& options() const noexcept { return options_; }
 

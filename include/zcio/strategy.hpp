@@ -25,8 +25,8 @@ namespace zcio {
 // automatic    copy below a size threshold, zero-copy above; a socket whose sends the kernel
 //              reports as copied (loopback) switches to copy and re-probes now and then.
 enum class Strategy : std::uint8_t { plain, copy, msg_zerocopy, zc, zc_fixed, sendmsg_zc, automatic };
-inline constexpr Strategy all_strategies[] = {Strategy::plain, Strategy::copy,       Strategy::msg_zerocopy,
-                                              Strategy::zc,    Strategy::zc_fixed,   Strategy::sendmsg_zc,
+inline constexpr Strategy all_strategies[] = {Strategy::plain,    Strategy::copy,     Strategy::msg_zerocopy,
+                                              Strategy::zc,       Strategy::zc_fixed, Strategy::sendmsg_zc,
                                               Strategy::automatic};
 inline constexpr std::size_t strategy_count = std::size(all_strategies);
 constexpr std::size_t index_of(Strategy s) noexcept { return static_cast<std::size_t>(s); }
@@ -35,8 +35,7 @@ const char* to_string(Strategy s) noexcept;  // "zc-fixed", "auto", ...
 std::optional<Strategy> parse_strategy(std::string_view name) noexcept;
 // msg_zerocopy, zc, zc_fixed, sendmsg_zc: the kernel sends from the caller's pages.
 constexpr bool is_zero_copy(Strategy s) noexcept {
-    return s == Strategy::msg_zerocopy || s == Strategy::zc || s == Strategy::zc_fixed ||
-           s == Strategy::sendmsg_zc;
+    return s == Strategy::msg_zerocopy || s == Strategy::zc || s == Strategy::zc_fixed || s == Strategy::sendmsg_zc;
 }
 // plain, msg_zerocopy: a system call per send, outside the ring.
 constexpr bool is_syscall(Strategy s) noexcept { return s == Strategy::plain || s == Strategy::msg_zerocopy; }

@@ -41,8 +41,7 @@ struct ZcrxSlice {
 // (> 0: payload bytes).
 constexpr ZcrxSlice zcrx_slice(std::uint64_t zcqe_off, std::int32_t res) noexcept {
     return {static_cast<std::uint16_t>(zcqe_off >> zcrx_area_shift),
-            zcqe_off & ((std::uint64_t{1} << zcrx_area_shift) - 1),
-            res > 0 ? static_cast<std::uint32_t>(res) : 0U};
+            zcqe_off & ((std::uint64_t{1} << zcrx_area_shift) - 1), res > 0 ? static_cast<std::uint32_t>(res) : 0U};
 }
 // The same, from a whole 32-byte CQE (the ring must be set up with CQE32).
 ZcrxSlice zcrx_slice(const io_uring_cqe& cqe32) noexcept;
@@ -78,11 +77,11 @@ private:
 // ---- registration --------------------------------------------------------------------------------
 
 struct ZcrxConfig {
-    std::string interface{};               // "eth0"
-    std::uint32_t rx_queue = 0;            // the hardware queue flows are steered to
-    std::size_t area_size = 16 << 20;      // user-memory area (ignored with a dmabuf)
-    int dmabuf_fd = -1;                    // >= 0: the area is this dmabuf, area_size bytes of it
-    std::uint32_t refill_entries = 0;      // 0: enough for every page of the area (power of two)
+    std::string interface {};          // "eth0"
+    std::uint32_t rx_queue = 0;        // the hardware queue flows are steered to
+    std::size_t area_size = 16 << 20;  // user-memory area (ignored with a dmabuf)
+    int dmabuf_fd = -1;                // >= 0: the area is this dmabuf, area_size bytes of it
+    std::uint32_t refill_entries = 0;  // 0: enough for every page of the area (power of two)
 };
 
 // What a NIC needs for zcrx that `interface` visibly lacks, each with the command that sets it.
@@ -95,8 +94,8 @@ std::vector<std::string> zcrx_nic_problems(const std::string& interface, std::ui
 // The commands that set `interface` up for zcrx on `rx_queue`, one indented line per step (header
 // split, flow steering of `flow_type` to `port`, the queue out of RSS), for a caller who asked for
 // zcrx and did not get it (a receiver that fell back says only why, in one line).
-std::string zcrx_setup_commands(const std::string& interface, std::uint32_t rx_queue,
-                                std::string_view flow_type = {}, std::uint16_t port = 0);
+std::string zcrx_setup_commands(const std::string& interface, std::uint32_t rx_queue, std::string_view flow_type = {},
+                                std::uint16_t port = 0);
 
 class ZcrxQueue {
 public:

@@ -33,8 +33,7 @@ std::optional<std::string> TestDir::unavailable(Fs fs) {
     const std::string base = base_of(fs);
     if (::access(base.c_str(), W_OK) != 0) return base + " is not writable";
     if (fs == Fs::tmpfs && !is_tmpfs(base)) return base + " is not tmpfs";
-    if (fs == Fs::disk && is_tmpfs(base))
-        return base + " is tmpfs: set ZCIO_TEST_DISK_DIR to a directory on a disk";
+    if (fs == Fs::disk && is_tmpfs(base)) return base + " is tmpfs: set ZCIO_TEST_DISK_DIR to a directory on a disk";
     return std::nullopt;
 }
 

@@ -98,8 +98,7 @@ void StreamChecker::loop() {
         std::size_t want = buf.size();
         if (pause_after_.load() != UINT64_MAX && paused_.load())
             want = std::min<std::uint64_t>(want, pause_after_.load() - have);
-        if (reset_after_.load() != UINT64_MAX)
-            want = std::min<std::uint64_t>(want, reset_after_.load() - have);
+        if (reset_after_.load() != UINT64_MAX) want = std::min<std::uint64_t>(want, reset_after_.load() - have);
         if (want == 0) continue;
         pollfd p{fd_.get(), POLLIN, 0};
         if (::poll(&p, 1, 50) == 0) continue;

@@ -57,8 +57,7 @@ ProgramResult run_program(const std::vector<std::string>& argv) {
         return r;
     }
     int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
     r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     r.out = read_back(out.get());
     r.err = read_back(err.get());

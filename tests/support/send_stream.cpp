@@ -73,8 +73,8 @@ Tally PieceSender::finish() {
     return *t_;
 }
 
-Tally stream_through(SendEngine& engine, const PieceSource& source, SocketId sock, ModelKind model,
-                     std::uint64_t total, std::size_t max_piece, std::uint32_t seed) {
+Tally stream_through(SendEngine& engine, const PieceSource& source, SocketId sock, ModelKind model, std::uint64_t total,
+                     std::size_t max_piece, std::uint32_t seed) {
     PieceSender tx(engine, sock, model);
     std::mt19937 rng(seed);
     // Mostly small-to-medium, sometimes the largest piece: covers 1 B and max_piece.
@@ -100,8 +100,9 @@ Tally stream_through(SendEngine& engine, const PieceSource& source, SocketId soc
 
 Tally stream_through(SendEngine& engine, BufferArena& arena, SocketId sock, ModelKind model, std::uint64_t total,
                      std::size_t max_piece, std::uint32_t seed) {
-    return stream_through(engine, [&arena](std::size_t, std::uint64_t) { return arena.take(); }, sock, model, total,
-                          std::min(max_piece, arena.slab_size()), seed);
+    return stream_through(
+        engine, [&arena](std::size_t, std::uint64_t) { return arena.take(); }, sock, model, total,
+        std::min(max_piece, arena.slab_size()), seed);
 }
 
 std::vector<StrategyModel> all_combinations() {

@@ -49,8 +49,8 @@ using PieceSource = std::function<Buffer(std::size_t n, std::uint64_t offset)>;
 
 // Sends `total` patterned bytes in random-size pieces (1 B .. max_piece, sometimes max_piece) with
 // many in flight, through one completion model; returns when every buffer is back.
-Tally stream_through(SendEngine& engine, const PieceSource& source, SocketId sock, ModelKind model,
-                     std::uint64_t total, std::size_t max_piece, std::uint32_t seed);
+Tally stream_through(SendEngine& engine, const PieceSource& source, SocketId sock, ModelKind model, std::uint64_t total,
+                     std::size_t max_piece, std::uint32_t seed);
 // The same, each piece a slab of `arena`.
 Tally stream_through(SendEngine& engine, BufferArena& arena, SocketId sock, ModelKind model, std::uint64_t total,
                      std::size_t max_piece, std::uint32_t seed);

@@ -75,8 +75,7 @@ ChildResult run_unprivileged(std::uint64_t memlock, const std::function<int(std:
     }
     ::close(fds[0]);
     int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
     if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
     return result;
 }

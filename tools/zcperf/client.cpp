@@ -42,8 +42,8 @@ void expect_param_exchange(ControlChannel& ctl, const ClientSetup& cs, Clock::ti
         throw Error(fmt::format("{} port {} is not an iperf3 or zcperf server: {}", cs.host, cs.port, e.what()));
     }
     if (!s)
-        throw Error(fmt::format("{} port {} is not an iperf3 or zcperf server: no answer within {:.0f} s", cs.host, cs.port,
-                                std::chrono::duration<double>(first_answer).count()));
+        throw Error(fmt::format("{} port {} is not an iperf3 or zcperf server: no answer within {:.0f} s", cs.host,
+                                cs.port, std::chrono::duration<double>(first_answer).count()));
     if (*s == state::param_exchange) return;
     if (*s == state::access_denied || *s == state::server_error) refused(ctl, *s, "");
     std::string answer(1, static_cast<char>(*s));
@@ -51,8 +51,7 @@ void expect_param_exchange(ControlChannel& ctl, const ClientSetup& cs, Clock::ti
         while (answer.size() < 40)
             if (auto more = ctl.read_state(50ms)) answer += static_cast<char>(*more);
             else break;
-    } catch (const Error&) {
-    }
+    } catch (const Error&) {}
     throw Error(fmt::format("{} port {} is not an iperf3 or zcperf server: it answered \"{}\"", cs.host, cs.port,
                             escape_peer_text(answer, 40)));
 }
@@ -134,27 +133,31 @@ void expect_test_start(ControlChannel& ctl) {
 // receiving stream at its end. Throws Error when the peer goes silent or says something else.
 void run_until_end(DataPhase& data, ControlChannel& ctl, const TestParams& p, const ClientSetup& cs, bool zcperf_peer,
                    Clock::time_point start) {
-    const auto deadline = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(p.total_seconds()));
+    const auto deadline =
+        start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(p.total_seconds()));
     Clock::time_point last_alive = start;
     for (;;) {
         if (auto why = data.tick()) throw Error(*why);
         const auto now = Clock::now();
         const bool timed_out = p.duration > 0 && now >= deadline;
         std::uint64_t received = 0;
-        for (int k = 0; k < p.streams * (p.bidir ? 2 : 1); ++k) received += data.received(stream_id(static_cast<std::size_t>(k)));
+        for (int k = 0; k < p.streams * (p.bidir ? 2 : 1); ++k)
+            received += data.received(stream_id(static_cast<std::size_t>(k)));
         const bool counted = p.bytes && received >= p.bytes;
         const bool sent_all = data.has_senders() && data.senders_done();
         const bool got_all = data.has_receivers() && !p.udp && data.receivers_done();
         // Sending: the senders stop themselves (time, -n, -k); bidir also waits for its own time.
-        if (data.has_senders() ? sent_all && (!data.has_receivers() || timed_out || got_all) : timed_out || counted || got_all) break;
+        if (data.has_senders() ? sent_all && (!data.has_receivers() || timed_out || got_all)
+                               : timed_out || counted || got_all)
+            break;
         if (stop_requested().load()) {
             try {
                 ctl.write_state(state::client_terminate, 1000ms);
-            } catch (const Error&) {
-            }
+            } catch (const Error&) {}
             throw Error("interrupted");
         }
-        if (auto s = ctl.read_state(data.wait_hint()); s && *s != state::zcperf_alive) refused(ctl, *s, "during the test");
+        if (auto s = ctl.read_state(data.wait_hint()); s && *s != state::zcperf_alive)
+            refused(ctl, *s, "during the test");
         if (zcperf_peer && heartbeat(ctl, last_alive, cs.run))
             throw Error(fmt::format("the server went silent for {} ms (--rcv-timeout)", cs.run.rcv_timeout.count()));
     }
@@ -197,10 +200,13 @@ TestRecord run_client_test(const ClientSetup& cs) {
     apply_server_hello_file(p, rec.peer_is_zcperf, file_once_bytes, rec.notes);
     if (p.bitrate_default) {
         p.bitrate = rec.peer_is_zcperf ? 0 : iperf3_udp_rate;
-        if (!rec.peer_is_zcperf) rec.notes.push_back("the server is iperf3: UDP at iperf3's default 1 Mbit/s per stream (-b sets the rate)");
+        if (!rec.peer_is_zcperf)
+            rec.notes.push_back("the server is iperf3: UDP at iperf3's default 1 Mbit/s per stream (-b sets the rate)");
     }
     if (!rec.peer_is_zcperf)
-        rec.notes.push_back("the server is stock iperf3: zcio figures are this end's only (the server's receive strategy and syscalls cannot be known)");
+        rec.notes.push_back(
+            "the server is stock iperf3: zcio figures are this end's only (the server's receive strategy and syscalls "
+            "cannot be known)");
 
     std::vector<LocalStream> streams = open_streams(cs, p, rec);
     expect_test_start(ctl);
@@ -219,7 +225,8 @@ TestRecord run_client_test(const ClientSetup& cs) {
     data.stop_receiving();
     rec.local = data.report();
     ctl.write_frame(serialize_results(PeerResults{rec.local, true, {}, false}));
-    ResultsParse peer = parse_results(ctl.read_frame(cs.run.rcv_timeout + 10s, max_results_json, "the server's results"));
+    ResultsParse peer =
+        parse_results(ctl.read_frame(cs.run.rcv_timeout + 10s, max_results_json, "the server's results"));
     if (!peer.results) throw Error("the server's results: " + peer.error);
     const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
     if (auto why = match_peer_report(peer.results->report, rec.local, p, elapsed); !why.empty()) throw Error(why);
@@ -234,8 +241,7 @@ TestRecord run_client_test(const ClientSetup& cs) {
     if (s != state::display_results) refused(ctl, s, "after the results");
     try {
         ctl.write_state(state::iperf_done, 1000ms);
-    } catch (const Error&) {
-    }
+    } catch (const Error&) {}
     return rec;
 }
 

@@ -14,9 +14,9 @@ using nlohmann::json;
 
 const char* to_string(CompletionModel m) noexcept {
     switch (m) {
-        case CompletionModel::two_step: return "two-step";
-        case CompletionModel::storage: return "storage";
-        case CompletionModel::group: return "group";
+    case CompletionModel::two_step: return "two-step";
+    case CompletionModel::storage: return "storage";
+    case CompletionModel::group: return "group";
     }
     return "?";
 }
@@ -30,20 +30,20 @@ std::optional<CompletionModel> parse_completion(std::string_view name) noexcept 
 
 std::string iperf_error_text(int e) {
     switch (e) {
-        case ie::duration: return "test duration too long (maximum = 86400 seconds)";
-        case ie::num_streams: return "number of parallel streams too large (maximum = 128)";
-        case ie::block_size: return "block size too large (maximum = 1048576 bytes)";
-        case ie::buf_size: return "socket buffer size too large (maximum = 536870912 bytes)";
-        case ie::omit: return "bogus value for --omit";
-        case ie::unimplemented: return "an option you are trying to set is not implemented yet";
-        case ie::no_sctp: return "no SCTP support available";
-        case ie::udp_block_size: return "block size invalid (minimum = 16 bytes, maximum = 65507 bytes)";
-        case ie::recv_params: return "unable to receive parameters from client";
-        case ie::access_denied: return "the server is busy running a test. try again later";
-        case ie::auth: return "test authorization failed";
-        case ie::no_msg: return "idle timeout for receiving data";
-        case ie::stream_listen: return "unable to start stream listener";
-        case ie::stream_accept: return "unable to accept stream connection";
+    case ie::duration: return "test duration too long (maximum = 86400 seconds)";
+    case ie::num_streams: return "number of parallel streams too large (maximum = 128)";
+    case ie::block_size: return "block size too large (maximum = 1048576 bytes)";
+    case ie::buf_size: return "socket buffer size too large (maximum = 536870912 bytes)";
+    case ie::omit: return "bogus value for --omit";
+    case ie::unimplemented: return "an option you are trying to set is not implemented yet";
+    case ie::no_sctp: return "no SCTP support available";
+    case ie::udp_block_size: return "block size invalid (minimum = 16 bytes, maximum = 65507 bytes)";
+    case ie::recv_params: return "unable to receive parameters from client";
+    case ie::access_denied: return "the server is busy running a test. try again later";
+    case ie::auth: return "test authorization failed";
+    case ie::no_msg: return "idle timeout for receiving data";
+    case ie::stream_listen: return "unable to start stream listener";
+    case ie::stream_accept: return "unable to accept stream connection";
     }
     return fmt::format("iperf3 error {}", e);
 }
@@ -51,7 +51,8 @@ std::string iperf_error_text(int e) {
 std::string check_params(const TestParams& p) {
     if (p.streams < 1 || p.streams > max_streams) return fmt::format("streams must be 1..{}", max_streams);
     if (!(p.duration >= 0) || p.duration > 86400) return "duration must be >= 0 and <= 86400 seconds";
-    if (p.duration == 0 && p.bytes == 0 && p.blocks == 0) return "a test needs a duration, a byte count (-n) or a block count (-k)";
+    if (p.duration == 0 && p.bytes == 0 && p.blocks == 0)
+        return "a test needs a duration, a byte count (-n) or a block count (-k)";
     if (!(p.omit >= 0) || p.omit > 86400) return "omit must be 0..86400 seconds";
     const std::size_t max_len = p.udp ? 65507u : (64u << 20);
     if (p.length < 1 || p.length > max_len)
@@ -116,8 +117,9 @@ json parse_frame_json(std::string_view text) noexcept {
 namespace {
 
 // Options a stock iperf3 client may send that this end accepts without applying them.
-constexpr const char* ignored_keys[] = {"MSS", "TOS", "flowlabel", "congestion", "fqrate", "burst", "dont_fragment",
-                                        "server_affinity", "title", "extra_data", "repeating_payload", "pacing_timer"};
+constexpr const char* ignored_keys[] = {"MSS",    "TOS",        "flowlabel",         "congestion",
+                                        "fqrate", "burst",      "dont_fragment",     "server_affinity",
+                                        "title",  "extra_data", "repeating_payload", "pacing_timer"};
 
 json params_to_json(const TestParams& p) {
     json j = json::object();
@@ -136,8 +138,11 @@ json params_to_json(const TestParams& p) {
     if (p.get_server_output) j["get_server_output"] = 1;
     if (p.udp64) j["udp_counters_64bit"] = 1;
     j["client_version"] = std::string("zcperf ") + zcperf_version;
-    json z{{"duration", p.duration}, {"omit", p.omit}, {"strategy", zcio::to_string(p.strategy)},
-           {"completion", to_string(p.completion)}, {"udp_gso", p.udp_gso}};
+    json z{{"duration", p.duration},
+           {"omit", p.omit},
+           {"strategy", zcio::to_string(p.strategy)},
+           {"completion", to_string(p.completion)},
+           {"udp_gso", p.udp_gso}};
     if (p.recv) z["recv"] = zcio::to_string(*p.recv);
     if (p.verify) z["verify"] = true;
     if (p.bitrate_default) z["bitrate_default"] = true;
@@ -191,7 +196,8 @@ ParamsResult params_from_json(const json& j) {
     if (j.contains("authtoken")) return {std::nullopt, "authentication is not supported", ie::auth};
     TestParams p;
     p.udp = j.contains("udp");
-    if (!p.udp && !j.contains("tcp")) return {std::nullopt, "the parameters name no protocol (tcp or udp)", ie::recv_params};
+    if (!p.udp && !j.contains("tcp"))
+        return {std::nullopt, "the parameters name no protocol (tcp or udp)", ie::recv_params};
     Fields f(j);
     std::int64_t time = 10, omit = 0;
     f.integer("time", time, 0, 86400, false);
@@ -220,9 +226,10 @@ ParamsResult params_from_json(const json& j) {
     if (const auto it = j.find("zcperf"); it != j.end()) extras_from_json(*it, p, f);
     if (!f.ok()) return {std::nullopt, f.error, ie::recv_params};
     if (auto why = check_params(p); !why.empty()) {
-        const int e = p.streams > max_streams ? ie::num_streams : p.length > (p.udp ? 65507u : (64u << 20)) ? ie::block_size
-                    : p.udp && p.length < 16                   ? ie::udp_block_size
-                                                               : ie::unimplemented;
+        const int e = p.streams > max_streams                     ? ie::num_streams
+                      : p.length > (p.udp ? 65507u : (64u << 20)) ? ie::block_size
+                      : p.udp && p.length < 16                    ? ie::udp_block_size
+                                                                  : ie::unimplemented;
         return {std::nullopt, why, e};
     }
     r.params = std::move(p);

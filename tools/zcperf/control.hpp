@@ -135,7 +135,7 @@ std::string serialize_results(const PeerResults& r);
 // zcperf's server hello (ZCPERF_HELLO): what a zcperf server tells a zcperf client.
 struct ServerHello {
     std::string version;
-    std::string recv;  // the receive strategy it uses when the test does not say
+    std::string recv;                   // the receive strategy it uses when the test does not say
     std::uint64_t file_once_bytes = 0;  // -R -F once: the server sends its file of this size, then ends
 };
 std::optional<ServerHello> parse_server_hello(std::string_view json) noexcept;

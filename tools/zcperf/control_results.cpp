@@ -178,9 +178,9 @@ json stream_to_json(const StreamReport& s) {
     if (s.counters) z["zcio"] = counters_to_json(*s.counters);
     if (s.file) z["file"] = file_report_to_json(*s.file, s.sender);
     if (!s.error.empty()) z["error"] = s.error;
-    return json{{"id", s.id},         {"bytes", s.bytes},        {"retransmits", -1},    {"jitter", s.jitter},
-                {"errors", s.lost},   {"packets", s.packets},    {"start_time", 0.0},    {"end_time", s.seconds},
-                {"zcperf", std::move(z)}};
+    return json{{"id", s.id},         {"bytes", s.bytes},      {"retransmits", -1},
+                {"jitter", s.jitter}, {"errors", s.lost},      {"packets", s.packets},
+                {"start_time", 0.0},  {"end_time", s.seconds}, {"zcperf", std::move(z)}};
 }
 
 }  // namespace
@@ -202,8 +202,12 @@ json counters_to_json(const zcio::Counters& c) {
                 {"stray_cqes", c.stray_cqes},
                 {"stray_notifications", c.stray_notifications},
                 {"inflight_underflows", c.inflight_underflows},
-                {"auto", {{"to_copy", c.auto_to_copy}, {"to_zc", c.auto_to_zc}, {"probes", c.auto_probes},
-                  {"kept_zc", c.auto_kept_zc}, {"small", c.auto_small}}},
+                {"auto",
+                 {{"to_copy", c.auto_to_copy},
+                  {"to_zc", c.auto_to_zc},
+                  {"probes", c.auto_probes},
+                  {"kept_zc", c.auto_kept_zc},
+                  {"small", c.auto_small}}},
                 {"requests_by_strategy", std::move(by)}};
 }
 
@@ -216,7 +220,11 @@ json recv_report_to_json(const RecvReport& r) {
                 {"description", r.description},
                 {"bytes", c.bytes},
                 {"buffers", c.buffers},
-                {"syscalls", {{"io_uring_enter", c.io_uring_enters}, {"epoll_wait", c.epoll_waits}, {"recv", c.recv_calls}, {"total", c.syscalls()}}},
+                {"syscalls",
+                 {{"io_uring_enter", c.io_uring_enters},
+                  {"epoll_wait", c.epoll_waits},
+                  {"recv", c.recv_calls},
+                  {"total", c.syscalls()}}},
                 {"thread_cpu_seconds", r.thread_cpu_seconds},
                 {"buffers_recycled", c.buffers_recycled},
                 {"rearms", c.rearms},
@@ -249,8 +257,11 @@ std::string serialize_results(const PeerResults& r) {
         sends = sends || s.sender;
         streams.push_back(stream_to_json(s));
     }
-    json j{{"cpu_util_total", rep.cpu.total}, {"cpu_util_user", rep.cpu.user}, {"cpu_util_system", rep.cpu.system},
-           {"sender_has_retransmits", sends ? 0 : -1}, {"streams", std::move(streams)}};
+    json j{{"cpu_util_total", rep.cpu.total},
+           {"cpu_util_user", rep.cpu.user},
+           {"cpu_util_system", rep.cpu.system},
+           {"sender_has_retransmits", sends ? 0 : -1},
+           {"streams", std::move(streams)}};
     json z = json::object();
     if (rep.receive) z["receive"] = recv_report_to_json(*rep.receive);
     if (rep.threads) z["threads"] = rep.threads;

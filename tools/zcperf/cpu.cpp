@@ -6,7 +6,9 @@
 namespace zcperf {
 
 namespace {
-double seconds(const timeval& tv) noexcept { return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) * 1e-6; }
+double seconds(const timeval& tv) noexcept {
+    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) * 1e-6;
+}
 }  // namespace
 
 CpuSnapshot process_cpu_now() noexcept {

@@ -150,7 +150,8 @@ bool FrontDesk::advance(Pending& c) {
         c.buf.clear();
         if (n == 0 || n > max_params_json) {
             // iperf3's own refusal: SERVER_ERROR, "unable to receive parameters", errno 0.
-            const char refusal[9] = {static_cast<char>(state::server_error), 0, 0, 0, static_cast<char>(ie::recv_params), 0, 0, 0, 0};
+            const char refusal[9] = {
+                static_cast<char>(state::server_error), 0, 0, 0, static_cast<char>(ie::recv_params), 0, 0, 0, 0};
             (void)::send(c.fd.get(), refusal, sizeof refusal, MSG_DONTWAIT | MSG_NOSIGNAL);
             ++dropped_;
             return false;

@@ -31,8 +31,8 @@ namespace zcperf {
 
 struct Arrival {
     zcio::UniqueFd fd;
-    std::string cookie;   // 37 bytes, as received
-    std::string params;   // the parameters frame's JSON
+    std::string cookie;  // 37 bytes, as received
+    std::string params;  // the parameters frame's JSON
 };
 
 struct DataConnection {

@@ -34,10 +34,10 @@ int main(int argc, char** argv) {
     if (o.verbose && !o.json) fmt::print("zcperf {} (zcio), iperf3's protocol\n", zcperf::zcperf_version);
     try {
         switch (o.mode) {
-            case Mode::features: fmt::print("{}", zcio::probe().report()); return 0;
-            case Mode::server: return run_server(o);
-            case Mode::client: return run_client(o);
-            case Mode::sweep: return run_sweep(o);
+        case Mode::features: fmt::print("{}", zcio::probe().report()); return 0;
+        case Mode::server: return run_server(o);
+        case Mode::client: return run_client(o);
+        case Mode::sweep: return run_sweep(o);
         }
     } catch (const zcio::SetupError& e) {
         fmt::print(stderr, "zcperf: {}\n", e.what());

@@ -1,9 +1,9 @@
 #include "options.hpp"
 
-#include "file_mode.hpp"
-#include "file_transfer.hpp"
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
+#include "file_mode.hpp"
+#include "file_transfer.hpp"
 
 #include <sys/socket.h>
 #include <unistd.h>
@@ -305,7 +305,6 @@ std::string apply(const CLI::App& app, const CommandLine& c, Options& o) {
     return apply_iperf3_flags(app, o, c.iperf3);
 }
 
-
 // -F and its options, one block: what they mean is in file_mode.hpp and file_transfer.hpp.
 struct FileFlags {
     std::string strategy;
@@ -432,8 +431,9 @@ std::string validate_file_options(const Options& o) {
         std::uint64_t size = 0;
         return check_file_to_send(o.file, o.direct, size);
     }
-    if (o.udp) return "-F sends over TCP: iperf3's UDP header would overwrite the file's first bytes in every datagram "
-                      "(--sweep --target sink sends the file's datagrams as they are)";
+    if (o.udp)
+        return "-F sends over TCP: iperf3's UDP header would overwrite the file's first bytes in every datagram "
+               "(--sweep --target sink sends the file's datagrams as they are)";
     if (o.parallel != 1 || o.bidir) return "-F moves one file one way over one stream: not with -P or --bidir";
     if (o.blocks) return "-k counts sends of -l bytes: with -F end the test with -n BYTES or -t";
     if (o.bitrate_given) return "-b paces pattern sends: -F sends as fast as the file and the network go";
@@ -443,7 +443,8 @@ std::string validate_file_options(const Options& o) {
         return "--direct applies to reading the file you send: with -R this end writes it (through the page cache)";
     if (o.direct && o.length && o.length < zcio::File::direct_alignment)
         return "-l: with --direct each read is whole 4096-byte blocks: -l 4K or more";
-    if (std::error_code ec; std::filesystem::is_directory(o.file, ec)) return "-F " + o.file + ": it is a directory: name a file";
+    if (std::error_code ec; std::filesystem::is_directory(o.file, ec))
+        return "-F " + o.file + ": it is a directory: name a file";
     if (o.mode == Mode::server) return {};  // the direction is the client's to say: checked per test
     std::uint64_t size = 0;
     return o.reverse ? check_file_to_write(o.file) : check_file_to_send(o.file, o.direct, size);

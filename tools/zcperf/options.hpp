@@ -71,9 +71,9 @@ struct Options {
     long rcv_timeout_ms = 4000;                  // --rcv-timeout
     std::size_t server_max_memory = 256u << 20;  // --server-max-memory
     // -F (one block: file_transfer.hpp)
-    std::string file;                 // -F FILE
-    bool direct = false;              // --direct: read FILE with O_DIRECT
-    std::vector<zcio::FileSendStrategy> file_send;  // --file-strategy, sending end (several: --sweep)
+    std::string file;                                 // -F FILE
+    bool direct = false;                              // --direct: read FILE with O_DIRECT
+    std::vector<zcio::FileSendStrategy> file_send;    // --file-strategy, sending end (several: --sweep)
     std::optional<zcio::FileRecvStrategy> file_recv;  // --file-strategy, receiving end
 
     bool end_by_count() const noexcept { return bytes != 0 || blocks != 0; }

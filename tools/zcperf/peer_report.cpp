@@ -14,16 +14,22 @@ std::string match_peer_report(SideReport& peer, const SideReport& mine, const Te
         return fmt::format("the peer reports {} streams for a test of {}", peer.streams.size(), mine.streams.size());
     const double ceiling = (elapsed + 5) * 1e11;  // bytes: 800 Gbit/s for the whole test and then some
     for (auto& ps : peer.streams) {
-        const auto it = std::find_if(mine.streams.begin(), mine.streams.end(), [&](const StreamReport& m) { return m.id == ps.id; });
-        if (it == mine.streams.end()) return fmt::format("the peer reports stream {}, which this test does not have", ps.id);
-        if (std::count_if(peer.streams.begin(), peer.streams.end(), [&](const StreamReport& s) { return s.id == ps.id; }) != 1)
+        const auto it = std::find_if(mine.streams.begin(), mine.streams.end(),
+                                     [&](const StreamReport& m) { return m.id == ps.id; });
+        if (it == mine.streams.end())
+            return fmt::format("the peer reports stream {}, which this test does not have", ps.id);
+        if (std::count_if(peer.streams.begin(), peer.streams.end(),
+                          [&](const StreamReport& s) { return s.id == ps.id; }) != 1)
             return fmt::format("the peer reports stream {} twice", ps.id);
         ps.sender = !it->sender;
         if (static_cast<double>(ps.bytes) > ceiling)
-            return fmt::format("the peer reports {} bytes on stream {} in {:.1f} s: not possible", ps.bytes, ps.id, elapsed);
+            return fmt::format("the peer reports {} bytes on stream {} in {:.1f} s: not possible", ps.bytes, ps.id,
+                               elapsed);
         if (it->sender && ps.bytes > it->bytes && p.omit == 0)
-            return fmt::format("the peer reports receiving {} bytes on stream {}, more than the {} sent", ps.bytes, ps.id, it->bytes);
-        if (p.udp && ps.lost > (1ull << 48)) return fmt::format("the peer reports an impossible loss on stream {}", ps.id);
+            return fmt::format("the peer reports receiving {} bytes on stream {}, more than the {} sent", ps.bytes,
+                               ps.id, it->bytes);
+        if (p.udp && ps.lost > (1ull << 48))
+            return fmt::format("the peer reports an impossible loss on stream {}", ps.id);
     }
     return {};
 }

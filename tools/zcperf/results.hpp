@@ -17,7 +17,7 @@
 namespace zcperf {
 
 enum class CompletionModel : std::uint8_t { two_step, storage, group };
-const char* to_string(CompletionModel m) noexcept;            // "two-step", "storage", "group"
+const char* to_string(CompletionModel m) noexcept;  // "two-step", "storage", "group"
 std::optional<CompletionModel> parse_completion(std::string_view name) noexcept;
 
 // Process CPU over the test, as iperf3 reports it: percent of one CPU over the wall time.
@@ -26,41 +26,41 @@ struct CpuUsage {
 };
 
 struct StreamReport {
-    int id = 0;                      // iperf3's numbering (1, 3, 4, 5, ...), the same on both ends
+    int id = 0;  // iperf3's numbering (1, 3, 4, 5, ...), the same on both ends
     bool sender = false;
-    std::uint64_t bytes = 0;         // accepted by the kernel (sender) or received (receiver)
+    std::uint64_t bytes = 0;  // accepted by the kernel (sender) or received (receiver)
     double seconds = 0;
     // iperf3's "packets": UDP sender: datagrams sent; UDP receiver: the highest sequence number
     // seen; TCP receiver: recv calls that returned data.
     std::uint64_t packets = 0;
-    std::uint64_t datagrams = 0;     // UDP receiver: datagrams that arrived
-    std::uint64_t lost = 0;          // UDP receiver: sequence gaps, as iperf3 counts them ("errors")
-    std::uint64_t out_of_order = 0;  // UDP receiver: datagrams older than one already seen
-    double jitter = 0;               // UDP receiver: RFC 1889 interarrival jitter, seconds
-    double thread_cpu_seconds = 0;   // CPU of the thread that ran this stream
-    std::string strategy;            // sender: what was asked for
-    std::string completion;          // sender: two-step / storage / group
+    std::uint64_t datagrams = 0;             // UDP receiver: datagrams that arrived
+    std::uint64_t lost = 0;                  // UDP receiver: sequence gaps, as iperf3 counts them ("errors")
+    std::uint64_t out_of_order = 0;          // UDP receiver: datagrams older than one already seen
+    double jitter = 0;                       // UDP receiver: RFC 1889 interarrival jitter, seconds
+    double thread_cpu_seconds = 0;           // CPU of the thread that ran this stream
+    std::string strategy;                    // sender: what was asked for
+    std::string completion;                  // sender: two-step / storage / group
     std::optional<zcio::Counters> counters;  // sender: the engine's account of every send
-    std::optional<FileReport> file;  // -F: what this end did with its file on this stream
-    std::string error;               // empty, or why the stream stopped early
+    std::optional<FileReport> file;          // -F: what this end did with its file on this stream
+    std::string error;                       // empty, or why the stream stopped early
 };
 
 // The receiving side's account: one zcio::Receiver (one thread) took every stream's data.
 struct RecvReport {
-    std::string strategy;            // what ran ("multishot")
-    std::string requested;           // what was asked for ("zcrx")
-    std::string fallback_reason;     // why they differ (empty: they do not)
-    std::string description;         // Receiver::describe()
-    zcio::RecvCounters counters;     // every receive syscall the receiving thread made
-    double thread_cpu_seconds = 0;   // CPU of the receiving thread
+    std::string strategy;           // what ran ("multishot")
+    std::string requested;          // what was asked for ("zcrx")
+    std::string fallback_reason;    // why they differ (empty: they do not)
+    std::string description;        // Receiver::describe()
+    zcio::RecvCounters counters;    // every receive syscall the receiving thread made
+    double thread_cpu_seconds = 0;  // CPU of the receiving thread
 };
 
 struct SideReport {
     CpuUsage cpu;
     std::vector<StreamReport> streams;
     std::optional<RecvReport> receive;  // the receiving side's
-    int threads = 0;                 // sending side: threads that sent (at most one per core)
-    int process_threads = 0;         // sending side: most threads the process had while sending
+    int threads = 0;                    // sending side: threads that sent (at most one per core)
+    int process_threads = 0;            // sending side: most threads the process had while sending
 
     std::uint64_t bytes() const noexcept {
         std::uint64_t b = 0;

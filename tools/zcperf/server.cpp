@@ -36,7 +36,8 @@ std::string mib(std::size_t bytes) { return fmt::format("{:.0f} MiB", static_cas
 TestParams admit(ControlChannel& ctl, const std::string& json, const ServerSettings& ss, TestRecord& rec) {
     ParamsResult pr = parse_params(json);
     if (!pr.params) {
-        send_refusal(ctl, pr.error_number, "the server refused the parameters: " + pr.error, json.find("\"zcperf\"") != std::string::npos);
+        send_refusal(ctl, pr.error_number, "the server refused the parameters: " + pr.error,
+                     json.find("\"zcperf\"") != std::string::npos);
         throw Error(fmt::format("refused a test from {}: {}", rec.host, pr.error));
     }
     TestParams p = std::move(*pr.params);
@@ -45,7 +46,8 @@ TestParams admit(ControlChannel& ctl, const std::string& json, const ServerSetti
     const std::size_t need = estimate_test_memory(p, true, ss.run.recv);
     if (need > ss.max_memory) {
         const std::string why = fmt::format(
-            "this test would make the server allocate about {} (-P {}, -l {}), above its limit of {}: use fewer streams or "
+            "this test would make the server allocate about {} (-P {}, -l {}), above its limit of {}: use fewer "
+            "streams or "
             "a smaller -l, or raise the server's --server-max-memory",
             mib(need), p.streams, p.length, mib(ss.max_memory));
         send_refusal(ctl, p.length > (1u << 20) ? ie::block_size : ie::num_streams, why, p.zcperf_peer);
@@ -56,9 +58,12 @@ TestParams admit(ControlChannel& ctl, const std::string& json, const ServerSetti
         send_refusal(ctl, ie::unimplemented, why, p.zcperf_peer);
         throw Error(fmt::format("refused a test from {}: {}", rec.host, why));
     }
-    for (const auto& key : p.ignored) rec.notes.push_back(fmt::format("the client's iperf3 option \"{}\" is not applied", key));
+    for (const auto& key : p.ignored)
+        rec.notes.push_back(fmt::format("the client's iperf3 option \"{}\" is not applied", key));
     if (!p.zcperf_peer)
-        rec.notes.push_back("the client is stock iperf3: zcio figures are this end's only (the client's strategy and syscalls cannot be known)");
+        rec.notes.push_back(
+            "the client is stock iperf3: zcio figures are this end's only (the client's strategy and syscalls cannot "
+            "be known)");
     if (p.zcperf_peer) {
         ctl.write_state(state::zcperf_hello);
         const std::uint64_t once = p.file.once && p.file.active() && p.reverse ? p.bytes : 0;
@@ -67,18 +72,21 @@ TestParams admit(ControlChannel& ctl, const std::string& json, const ServerSetti
     return p;
 }
 
-std::vector<LocalStream> collect_tcp_streams(FrontDesk& desk, ControlChannel& ctl, const TestParams& p, const RunSettings& rs) {
+std::vector<LocalStream> collect_tcp_streams(FrontDesk& desk, ControlChannel& ctl, const TestParams& p,
+                                             const RunSettings& rs) {
     const std::vector<bool> roles = stream_roles(p, false);
     std::vector<DataConnection> got;
     const auto deadline = Clock::now() + rs.rcv_timeout + 1s;
     while (got.size() < roles.size()) {
         if (Clock::now() > deadline)
-            throw Error(fmt::format("the client opened {} of its {} data connections in time", got.size(), roles.size()));
+            throw Error(
+                fmt::format("the client opened {} of its {} data connections in time", got.size(), roles.size()));
         if (stop_requested().load()) throw Error("interrupted");
         if (auto c = desk.next_stream(50ms)) got.push_back(std::move(*c));
         (void)ctl.read_state(0ms);  // throws when the client gives up and closes
     }
-    std::sort(got.begin(), got.end(), [](const DataConnection& a, const DataConnection& b) { return a.order < b.order; });
+    std::sort(got.begin(), got.end(),
+              [](const DataConnection& a, const DataConnection& b) { return a.order < b.order; });
     std::vector<LocalStream> streams;
     for (std::size_t k = 0; k < got.size(); ++k) {
         apply_data_socket_options(got[k].fd.get(), p);
@@ -101,7 +109,8 @@ zcio::UniqueFd accept_udp_stream(zcio::UniqueFd& listener, ControlChannel& ctl, 
         sockaddr_storage from{};
         socklen_t len = sizeof from;
         std::uint32_t hello = 0;
-        const ssize_t n = ::recvfrom(listener.get(), &hello, sizeof hello, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from), &len);
+        const ssize_t n =
+            ::recvfrom(listener.get(), &hello, sizeof hello, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from), &len);
         if (n != sizeof hello || (hello != udp_connect_msg && hello != 123456789u) || address_string(from) != peer) {
             ++ignored;
             continue;
@@ -119,8 +128,9 @@ zcio::UniqueFd accept_udp_stream(zcio::UniqueFd& listener, ControlChannel& ctl, 
 
 // `listener` is bound before CREATE_STREAMS goes out: a client's connect datagram that came first
 // would be lost (iperf3 sends it once).
-std::vector<LocalStream> collect_udp_streams(zcio::UniqueFd listener, ControlChannel& ctl, const TestParams& p, const RunSettings& rs,
-                                             int family, std::uint16_t port, const std::string& peer, TestRecord& rec) {
+std::vector<LocalStream> collect_udp_streams(zcio::UniqueFd listener, ControlChannel& ctl, const TestParams& p,
+                                             const RunSettings& rs, int family, std::uint16_t port,
+                                             const std::string& peer, TestRecord& rec) {
     const std::vector<bool> roles = stream_roles(p, false);
     std::vector<LocalStream> streams;
     std::uint64_t ignored = 0;
@@ -130,7 +140,9 @@ std::vector<LocalStream> collect_udp_streams(zcio::UniqueFd listener, ControlCha
         apply_data_socket_options(fd.get(), p);
         streams.push_back({std::move(fd), stream_id(k), roles[k]});
     }
-    if (ignored) rec.notes.push_back(fmt::format("ignored {} UDP datagrams from other addresses while the streams connected", ignored));
+    if (ignored)
+        rec.notes.push_back(
+            fmt::format("ignored {} UDP datagrams from other addresses while the streams connected", ignored));
     return streams;
 }
 
@@ -138,15 +150,15 @@ std::vector<LocalStream> collect_udp_streams(zcio::UniqueFd listener, ControlCha
 void drop_stray_hellos(const std::vector<LocalStream>& streams) {
     char b[8];
     for (const auto& s : streams)
-        while (::recv(s.fd.get(), b, sizeof b, MSG_DONTWAIT) == 4) {
-        }
+        while (::recv(s.fd.get(), b, sizeof b, MSG_DONTWAIT) == 4) {}
 }
 
 // Until the client's TEST_END. Sending stops at the test's time (the senders' own deadline) and at
 // once when the control connection closes (the exception unwinds through ~DataPhase).
-void serve_until_test_end(DataPhase& data, ControlChannel& ctl, const TestParams& p, const RunSettings& rs, bool zcperf_peer,
-                          Clock::time_point start) {
-    const auto overdue = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(p.total_seconds())) +
+void serve_until_test_end(DataPhase& data, ControlChannel& ctl, const TestParams& p, const RunSettings& rs,
+                          bool zcperf_peer, Clock::time_point start) {
+    const auto overdue = start +
+                         std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(p.total_seconds())) +
                          rs.rcv_timeout + 10s;
     Clock::time_point last_alive = start;
     for (;;) {
@@ -154,7 +166,8 @@ void serve_until_test_end(DataPhase& data, ControlChannel& ctl, const TestParams
         if (auto s = ctl.read_state(data.wait_hint())) {
             if (*s == state::test_end) return;
             if (*s == state::client_terminate) throw Error("the client terminated the test");
-            if (*s != state::zcperf_alive) throw Error(fmt::format("protocol error: state {} during the test", static_cast<int>(*s)));
+            if (*s != state::zcperf_alive)
+                throw Error(fmt::format("protocol error: state {} during the test", static_cast<int>(*s)));
         }
         if (zcperf_peer && heartbeat(ctl, last_alive, rs))
             throw Error(fmt::format("the client went silent for {} ms (--rcv-timeout)", rs.rcv_timeout.count()));
@@ -162,8 +175,7 @@ void serve_until_test_end(DataPhase& data, ControlChannel& ctl, const TestParams
         if (stop_requested().load()) {
             try {
                 ctl.write_state(state::server_terminate, 1000ms);
-            } catch (const Error&) {
-            }
+            } catch (const Error&) {}
             throw Error("interrupted");
         }
     }
@@ -279,8 +291,7 @@ std::optional<TestRecord> Server::serve_one(const std::atomic<bool>& idle_stop) 
     rec.has_remote = true;
     try {
         (void)ctl.read_state(1000ms);  // IPERF_DONE
-    } catch (const Error&) {
-    }
+    } catch (const Error&) {}
     return rec;
 }
 

@@ -46,8 +46,7 @@ std::string read_server_error(ControlChannel& ctl) {
     const int i_errno = be32(0), sys_errno = be32(4);
     try {  // a zcperf server says why in its own words
         if (auto msg = parse_error(ctl.read_frame(Millis(300), 8192, "the server's error message"))) return *msg;
-    } catch (const Error&) {
-    }
+    } catch (const Error&) {}
     std::string text = iperf_error_text(i_errno);
     if (sys_errno > 0 && sys_errno < 4096) text += fmt::format(": {}", std::strerror(sys_errno));
     return text;

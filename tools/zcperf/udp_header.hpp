@@ -24,12 +24,12 @@ void write_udp_header(std::span<std::byte> datagram, std::uint64_t seq, bool udp
 
 // One UDP stream's receive account.
 struct UdpAccount {
-    std::uint64_t highest = 0;       // highest sequence number seen (iperf3's packet_count)
-    std::uint64_t lost = 0;          // iperf3's cnt_error
+    std::uint64_t highest = 0;  // highest sequence number seen (iperf3's packet_count)
+    std::uint64_t lost = 0;     // iperf3's cnt_error
     std::uint64_t out_of_order = 0;
     std::uint64_t datagrams = 0;
-    std::uint64_t runts = 0;         // datagrams too short to hold the header (not counted above)
-    double jitter = 0;               // seconds
+    std::uint64_t runts = 0;  // datagrams too short to hold the header (not counted above)
+    double jitter = 0;        // seconds
     double prev_transit = 0;
 
     void on_datagram(std::span<const std::byte> datagram, bool udp64, double arrival) noexcept;
