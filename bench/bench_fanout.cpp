@@ -182,12 +182,6 @@ void print_table(const bench::MedianReporter& r) {
     std::fflush(stdout);
 }
 
-bool has_flag(const std::vector<std::string>& args, std::string_view prefix) {
-    for (const auto& a : args)
-        if (a.rfind(prefix, 0) == 0) return true;
-    return false;
-}
-
 void register_cases() {
     for (int d : fanouts) {
         const std::string suffix = "/" + std::to_string(d);
@@ -210,27 +204,16 @@ void register_cases() {
 
 int main(int argc, char** argv) {
     bool table = false;
-    std::vector<std::string> args{argv[0]};
-    for (int i = 1; i < argc; ++i) {
-        if (std::string_view(argv[i]) == "--table") table = true;
-        else args.emplace_back(argv[i]);
-    }
-    if (!has_flag(args, "--benchmark_repetitions")) args.emplace_back("--benchmark_repetitions=5");
-    if (!has_flag(args, "--benchmark_enable_random_interleaving"))
-        args.emplace_back("--benchmark_enable_random_interleaving=true");
-    if (!has_flag(args, "--benchmark_min_time")) args.emplace_back("--benchmark_min_time=0.2");
+    bench::Args args(
+        argc, argv, [&](std::string_view a) { return a == "--table" && (table = true); },
+        {"--benchmark_repetitions=5", "--benchmark_enable_random_interleaving=true", "--benchmark_min_time=0.2"});
     if (auto why = zcio::SinkNamespace::unavailable_reason()) {
         std::printf("bench_fanout: skipped, no sink namespace here: %s\n", why->c_str());
         return 0;
     }
     g_sink = std::make_unique<zcio::SinkNamespace>(zcio::SinkOptions{.mtu = 1500, .name_prefix = "fanout"});
     register_cases();
-    std::vector<char*> cargv;
-    for (auto& a : args) cargv.push_back(a.data());
-    int cargc = static_cast<int>(cargv.size());
-    cargv.push_back(nullptr);
-    benchmark::Initialize(&cargc, cargv.data());
-    if (benchmark::ReportUnrecognizedArguments(cargc, cargv.data())) return 1;
+    if (!args.initialize()) return 1;
     bench::MedianReporter reporter;
     benchmark::RunSpecifiedBenchmarks(&reporter);
     if (table) print_table(reporter);

@@ -15,6 +15,7 @@
 // crc/<strategy> (a CRC32C hook reads every byte), crc/pread-crc-send-loop (pread + CRC + send(2)),
 // direct/<strategy> (O_DIRECT), direct/raw-read (READ_FIXED O_DIRECT into the same arena, no
 // network: the storage's own rate), recv/<strategy>.
+#include "bench_meter.hpp"
 #include "zcio/buffer_arena.hpp"
 #include "zcio/error.hpp"
 #include "zcio/file.hpp"
@@ -244,11 +245,7 @@ void make_file() {
     while (::read(fd.get(), buf.data(), buf.size()) > 0) {}
 }
 
-double median(std::vector<double> v) {
-    if (v.empty()) return 0;
-    std::sort(v.begin(), v.end());
-    return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-}
+using bench::median;
 
 class TableReporter : public benchmark::ConsoleReporter {
 public:
@@ -290,10 +287,6 @@ public:
     }
 };
 
-bool has_flag(const std::vector<std::string>& args, const char* prefix) {
-    return std::any_of(args.begin(), args.end(), [&](const std::string& a) { return a.rfind(prefix, 0) == 0; });
-}
-
 void register_all() {
     using S = zcio::FileSendStrategy;
     std::vector<benchmark::internal::Benchmark*> b;
@@ -318,14 +311,7 @@ void register_all() {
 
 int main(int argc, char** argv) {
     bool table = false;
-    std::vector<std::string> args{argv[0]};
-    for (int i = 1; i < argc; ++i) {
-        if (std::string(argv[i]) == "--table") table = true;
-        else args.emplace_back(argv[i]);
-    }
-    if (!has_flag(args, "--benchmark_repetitions")) args.emplace_back("--benchmark_repetitions=5");
-    if (!has_flag(args, "--benchmark_enable_random_interleaving"))
-        args.emplace_back("--benchmark_enable_random_interleaving=true");
+    bench::Args args(argc, argv, [&](std::string_view a) { return a == "--table" && (table = true); });
     const char* path = std::getenv("ZCIO_BENCH_FILE");
     g_path = path ? path : "bench_file.dat";
     const char* mib = std::getenv("ZCIO_BENCH_MIB");
@@ -338,12 +324,7 @@ int main(int argc, char** argv) {
     make_file();
     register_all();
 
-    std::vector<char*> cargv;
-    for (auto& a : args) cargv.push_back(a.data());
-    int cargc = static_cast<int>(cargv.size());
-    cargv.push_back(nullptr);
-    benchmark::Initialize(&cargc, cargv.data());
-    if (benchmark::ReportUnrecognizedArguments(cargc, cargv.data())) return 1;
+    if (!args.initialize()) return 1;
     TableReporter reporter;
     benchmark::RunSpecifiedBenchmarks(&reporter);
     if (table) reporter.print_table();

@@ -6,6 +6,8 @@
 //   for (auto _ : state) { ... }
 //   m.finish(state, payload, zero_copy, copied, releases);  // sets the counters
 //   bench::MedianReporter r; benchmark::RunSpecifiedBenchmarks(&r); r.median("case", "bytes_per_second");
+//   bench::Args a(argc, argv, [&](std::string_view f) { return f == "--table" && (table = true); });
+//   if (!a.initialize()) return 1;          // zcio's defaults for Google Benchmark, then its own flags
 #pragma once
 
 #include <benchmark/benchmark.h>
@@ -14,8 +16,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace bench {
@@ -81,6 +85,45 @@ public:
 private:
     using Figures = std::map<std::string, std::vector<double>>;
     std::map<std::string, Figures> runs_, medians_;
+};
+
+// The command line: our own flags taken out (`ours` returns true for each it took), Google
+// Benchmark's given defaults (repetitions, interleaving, ...) added unless the user gave them.
+class Args {
+public:
+    template <typename Ours>
+    Args(int argc, char** argv, Ours ours,
+         std::vector<std::string> defaults = {"--benchmark_repetitions=5",
+                                              "--benchmark_enable_random_interleaving=true"}) {
+        args_.emplace_back(argv[0]);
+        for (int i = 1; i < argc; ++i)
+            if (!ours(std::string_view(argv[i]))) args_.emplace_back(argv[i]);
+        for (auto& d : defaults)
+            if (!given(d.substr(0, d.find('=')))) args_.push_back(std::move(d));
+    }
+    bool given(std::string_view prefix) const {
+        for (const auto& a : args_)
+            if (a.rfind(prefix, 0) == 0) return true;
+        return false;
+    }
+    // The value of a --flag=N we passed on (after defaults), or `fallback`.
+    int number(std::string_view prefix, int fallback) const {
+        for (const auto& a : args_)
+            if (a.rfind(prefix, 0) == 0) return std::atoi(a.c_str() + prefix.size());
+        return fallback;
+    }
+    // benchmark::Initialize on what is left; false: a flag nobody knows (already reported).
+    bool initialize() {
+        std::vector<char*> argv;
+        for (auto& a : args_) argv.push_back(a.data());
+        int argc = static_cast<int>(argv.size());
+        argv.push_back(nullptr);
+        benchmark::Initialize(&argc, argv.data());
+        return !benchmark::ReportUnrecognizedArguments(argc, argv.data());
+    }
+
+private:
+    std::vector<std::string> args_;
 };
 
 }  // namespace bench

@@ -31,6 +31,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "bench_meter.hpp"
 
 #include <arpa/inet.h>
 #include <algorithm>
@@ -326,10 +327,7 @@ void register_all() {
     }
 }
 
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0 : v[v.size() / 2];
-}
+using bench::median;
 
 void print_summary() {
     std::printf("\n%-26s %8s %7s %10s %7s %11s %7s %9s %7s %7s\n", "case (median of reps)", "MB/s", "x plain",

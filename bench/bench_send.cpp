@@ -29,6 +29,7 @@
 // of the sending thread per 1024 payload bytes; with DEFER_TASKRUN the kernel's send and completion
 // work runs in this thread too), cpu_util (thread CPU / wall), zc_share / copied_share (releases the
 // kernel reported zero-copy / copied, from SendEngine's Counters or the floor's own notifications).
+#include "bench_meter.hpp"
 #include "uring_compat.hpp"
 #include "zcio/buffer_arena.hpp"
 #include "zcio/error.hpp"
@@ -75,33 +76,8 @@ zcio::UniqueFd connected_udp() {
     return fd;
 }
 
-double thread_cpu_seconds() {
-    timespec ts{};
-    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-double wall_seconds() {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-// Measures the timed loop's thread CPU and wall time; sets every counter of a case.
-struct Meter {
-    double cpu0 = thread_cpu_seconds(), wall0 = wall_seconds();
-
-    void finish(benchmark::State& state, std::size_t payload, std::uint64_t zero_copy, std::uint64_t copied,
-                std::uint64_t releases) const {
-        const double cpu = thread_cpu_seconds() - cpu0, wall = wall_seconds() - wall0;
-        const auto sends = static_cast<std::int64_t>(state.iterations());
-        const double bytes = static_cast<double>(sends) * static_cast<double>(payload);
-        state.SetItemsProcessed(sends);
-        state.SetBytesProcessed(sends * static_cast<std::int64_t>(payload));
-        state.counters["cpu_ns_per_KiB"] = bytes > 0 ? cpu * 1e9 / (bytes / 1024) : 0;
-        state.counters["cpu_util"] = wall > 0 ? cpu / wall : 0;
-        const double n = releases ? static_cast<double>(releases) : 1;
-        state.counters["zc_share"] = static_cast<double>(zero_copy) / n;
-        state.counters["copied_share"] = static_cast<double>(copied) / n;
-    }
-};
+using bench::median;
+using bench::Meter;
 
 // ---- raw send(): what `plain` is, without the engine ---------------------------------------------
 
@@ -258,13 +234,6 @@ struct Cell {
     std::vector<double> bps, zc, cpu;  // per repetition
 };
 
-double median(std::vector<double> v) {
-    if (v.empty()) return 0;
-    std::sort(v.begin(), v.end());
-    const std::size_t n = v.size();
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 class TableReporter : public benchmark::ConsoleReporter {
 public:
     // name "send/<strategy>/<payload>" -> repetitions
@@ -354,32 +323,21 @@ public:
     }
 };
 
-bool has_flag(const std::vector<std::string>& args, std::string_view prefix) {
-    return std::any_of(args.begin(), args.end(), [&](const std::string& a) { return a.rfind(prefix, 0) == 0; });
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
     bool table = false;
-    std::vector<std::string> args{argv[0]};
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view a = argv[i];
-        if (a == "--table") table = true;
-        else if (a.rfind("--depth=", 0) == 0) g_depth = static_cast<unsigned>(std::atoi(argv[i] + 8));
-        else if (a == "--cold") g_cold = true;
-        else args.emplace_back(a);
-    }
+    bench::Args args(argc, argv, [&](std::string_view a) {
+        if (a == "--table") return table = true;
+        if (a.rfind("--depth=", 0) == 0) return (g_depth = static_cast<unsigned>(std::atoi(a.data() + 8))), true;
+        if (a == "--cold") return g_cold = true;
+        return false;
+    });
     if (g_depth == 0 || g_depth > 256) {
         std::fprintf(stderr, "bench_send: --depth must be 1..256 (the rings' SQ size)\n");
         return 2;
     }
-    if (!has_flag(args, "--benchmark_repetitions")) args.emplace_back("--benchmark_repetitions=5");
-    if (!has_flag(args, "--benchmark_enable_random_interleaving"))
-        args.emplace_back("--benchmark_enable_random_interleaving=true");
-    int repetitions = 1;
-    for (const auto& a : args)
-        if (a.rfind("--benchmark_repetitions=", 0) == 0) repetitions = std::atoi(a.c_str() + 24);
+    const int repetitions = args.number("--benchmark_repetitions=", 1);
 
     if (auto why = zcio::SinkNamespace::unavailable_reason()) {
         std::printf("bench_send: skipped, no sink namespace here: %s\n", why->c_str());
@@ -406,12 +364,7 @@ int main(int argc, char** argv) {
         for (auto* b : bms) b->UseRealTime()->MinTime(0.2)->Unit(benchmark::kMicrosecond);
     }
 
-    std::vector<char*> cargv;
-    for (auto& a : args) cargv.push_back(a.data());
-    int cargc = static_cast<int>(cargv.size());
-    cargv.push_back(nullptr);
-    benchmark::Initialize(&cargc, cargv.data());
-    if (benchmark::ReportUnrecognizedArguments(cargc, cargv.data())) return 1;
+    if (!args.initialize()) return 1;
 
     TableReporter reporter;
     benchmark::RunSpecifiedBenchmarks(&reporter);
