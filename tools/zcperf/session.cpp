@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include <malloc.h>
 #include <sys/socket.h>
 
 #include <cstdio>
@@ -108,6 +109,12 @@ TestRecord run_send_only(std::vector<zcio::UniqueFd>& fds, const TestParams& par
 }
 
 int run_server(const Options& o) {
+    // A server runs test after test, each on its own threads. glibc raises its mmap threshold
+    // each time a large block is freed, after which blocks that size come from the freeing
+    // thread's arena and stay resident there: over many tests, one arena per thread, the idle
+    // server would hold tens of MB. A fixed threshold keeps large blocks mmapped, so a finished
+    // test's memory goes back to the system.
+    ::mallopt(M_MMAP_THRESHOLD, 256 << 10);
     zcio::UniqueFd listener;
     try {
         listener = listen_tcp(o.port, o.family);
