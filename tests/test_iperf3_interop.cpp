@@ -4,6 +4,7 @@
 // Also: zcperf against peers that are not iperf3 at all gives a clear error within 5 s.
 #include <gtest/gtest.h>
 
+#include "sanitizer.hpp"
 #include "zcperf_process.hpp"
 
 #include <nlohmann/json.hpp>
@@ -23,17 +24,7 @@
 
 namespace {
 
-#if defined(__SANITIZE_THREAD__)
-constexpr bool under_tsan = true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-constexpr bool under_tsan = true;
-#else
-constexpr bool under_tsan = false;
-#endif
-#else
-constexpr bool under_tsan = false;
-#endif
+using zcio::test::under_tsan;
 
 using nlohmann::json;
 using namespace std::chrono_literals;

@@ -11,6 +11,7 @@
 #include <zcio/unique_fd.hpp>
 
 #include "run_program.hpp"
+#include "sanitizer.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -273,17 +274,7 @@ bool wait_server_idle(const Process& server, std::size_t tests_done, std::chrono
 // Under AddressSanitizer the server's freed memory sits in ASan's quarantine and allocator
 // caches (tens of MB that grow over the run): RSS measures the sanitizer, not zcperf. The RSS
 // check is the plain build's; the fd check runs everywhere.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool under_asan = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool under_asan = true;
-#else
-constexpr bool under_asan = false;
-#endif
-#else
-constexpr bool under_asan = false;
-#endif
+using zcio::test::under_asan;
 
 // The server's mappings holding more than 1 MiB of resident memory: what a failed RSS check
 // needs to be explained (heap, an arena still mapped, a ring).
@@ -317,10 +308,11 @@ TEST(ZcperfServerSafety, RssAndOpenFilesStayFlatOverFiftyTests) {
     }
     ASSERT_TRUE(wait_server_idle(server.proc, 50, 10s)) << server.proc.out();
     const long rss = zcio::test::proc_status_kb(server.proc.pid(), "VmRSS");
-    if (!under_asan)
+    if (!under_asan) {
         EXPECT_LE(rss, rss_after_warmup + rss_after_warmup / 5 + 2048)
             << rss_after_warmup << " kB -> " << rss << " kB\n"
             << large_mappings(server.proc.pid());
+    }
     EXPECT_EQ(zcio::test::open_fds(server.proc.pid()), fds_after_warmup);
 }
 
