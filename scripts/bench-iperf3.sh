@@ -2,6 +2,7 @@
 # zcperf against stock iperf3 over loopback TCP, 128 KiB writes, side by side (README's targets):
 #   send:    zcperf -c  vs  iperf3 -c, both against the same `iperf3 -s`   (throughput)
 #   receive: iperf3 -c  against  zcperf -s  vs  iperf3 -s                  (throughput, server CPU per GB)
+# Each of the four is the best of REPEAT runs, one of each per round; every run is listed last.
 # Runs alternate A, B, A, B, ...; each figure is the best of REPEAT (default 3) runs of SECONDS
 # (default 5). Usage: flock -x /tmp/zcio-cpu.lock scripts/bench-iperf3.sh [SECONDS] [REPEAT]
 set -euo pipefail
@@ -26,18 +27,26 @@ run() {  # run SERVER-KIND CLIENT-KIND
 }
 
 best() { sort -g -r -k1,1 | head -1; }
+# Each zcperf figure has its own baseline run right after it in every round (the same server
+# and client kinds for both baselines), so each side is the best of REPEAT runs: one baseline
+# for both, picked from twice as many runs, would be the best of 2 x REPEAT and flatter iperf3.
 declare -A results
 for _ in $(seq "$repeat"); do
-  for pair in "iperf3 zcperf" "iperf3 iperf3" "zcperf iperf3" "iperf3 iperf3"; do
-    results[$pair]+="$(run $pair)"$'\n'
-  done
+  results[send_z]+="$(run iperf3 zcperf)"$'\n'
+  results[send_i]+="$(run iperf3 iperf3)"$'\n'
+  results[recv_z]+="$(run zcperf iperf3)"$'\n'
+  results[recv_i]+="$(run iperf3 iperf3)"$'\n'
 done
-send_z=$(printf '%s' "${results[iperf3 zcperf]}" | best)
-send_i=$(printf '%s' "${results[iperf3 iperf3]}" | best)
-recv_z=$(printf '%s' "${results[zcperf iperf3]}" | best)
+send_z=$(printf '%s' "${results[send_z]}" | best)
+send_i=$(printf '%s' "${results[send_i]}" | best)
+recv_z=$(printf '%s' "${results[recv_z]}" | best)
+recv_i=$(printf '%s' "${results[recv_i]}" | best)
 # The receive CPU figure of each side is taken from the same run as its best throughput.
 printf 'send    (against iperf3 -s): zcperf -c %.2f Gbit/s, iperf3 -c %.2f Gbit/s: %.2fx\n' \
   "$(cut -f1 <<<"$send_z")" "$(cut -f1 <<<"$send_i")" "$(echo "$(cut -f1 <<<"$send_z") / $(cut -f1 <<<"$send_i")" | bc -l)"
 printf 'receive (from iperf3 -c):    zcperf -s %.2f Gbit/s %.3f CPU s/GB, iperf3 -s %.2f Gbit/s %.3f CPU s/GB: %.2fx throughput, %.2fx CPU/GB\n' \
-  "$(cut -f1 <<<"$recv_z")" "$(cut -f2 <<<"$recv_z")" "$(cut -f1 <<<"$send_i")" "$(cut -f2 <<<"$send_i")" \
-  "$(echo "$(cut -f1 <<<"$recv_z") / $(cut -f1 <<<"$send_i")" | bc -l)" "$(echo "$(cut -f2 <<<"$recv_z") / $(cut -f2 <<<"$send_i")" | bc -l)"
+  "$(cut -f1 <<<"$recv_z")" "$(cut -f2 <<<"$recv_z")" "$(cut -f1 <<<"$recv_i")" "$(cut -f2 <<<"$recv_i")" \
+  "$(echo "$(cut -f1 <<<"$recv_z") / $(cut -f1 <<<"$recv_i")" | bc -l)" "$(echo "$(cut -f2 <<<"$recv_z") / $(cut -f2 <<<"$recv_i")" | bc -l)"
+for k in send_z send_i recv_z recv_i; do  # every run, in order: how far the best stands from the rest
+  printf '  %s Gbit/s: %s\n' "$k" "$(printf '%s' "${results[$k]}" | cut -f1 | xargs printf '%.2f ')"
+done
