@@ -2,9 +2,9 @@
 # zcperf against stock iperf3 over loopback TCP, 128 KiB writes, side by side (README's targets):
 #   send:    zcperf -c  vs  iperf3 -c, both against the same `iperf3 -s`   (throughput)
 #   receive: iperf3 -c  against  zcperf -s  vs  iperf3 -s                  (throughput, server CPU per GB)
-# Each of the four is the best of REPEAT runs, one of each per round; every run is listed last.
-# Runs alternate A, B, A, B, ...; each figure is the best of REPEAT (default 3) runs of SECONDS
-# (default 5). Usage: flock -x /tmp/zcio-cpu.lock scripts/bench-iperf3.sh [SECONDS] [REPEAT]
+# Rounds alternate the four kinds of run; each figure is the best of REPEAT (default 3) runs of
+# SECONDS (default 5), one per round, and every run is listed last.
+# Usage: flock -x /tmp/zcio-cpu.lock scripts/bench-iperf3.sh [SECONDS] [REPEAT]
 set -euo pipefail
 seconds=${1:-5}
 repeat=${2:-3}
