@@ -15,15 +15,17 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # One client run against a fresh one-off server; prints "Gbit/s server-CPU-s-per-GB".
 run() {  # run SERVER-KIND CLIENT-KIND
   local port; port=$(free_port)
-  if [ "$1" = zcperf ]; then "$zcperf" -s -1 -p "$port" >/dev/null 2>&1 & else iperf3 -s -1 -p "$port" >/dev/null 2>&1 & fi
+  if [ "$1" = zcperf ]; then "$zcperf" -s -1 -p "$port" >/dev/null 2>&1 &
+  else iperf3 -s -1 -p "$port" >/dev/null 2>&1 & fi
   local server=$!
   sleep 0.3
   local out
   if [ "$2" = zcperf ]; then out=$("$zcperf" -c 127.0.0.1 -p "$port" -t "$seconds" -l 128K -J --no-progress)
   else out=$(iperf3 -c 127.0.0.1 -p "$port" -t "$seconds" -l 128K -J); fi
   wait $server || true
-  echo "$out" | jq -r '[.end.sum_received.bits_per_second / 1e9,
-      (.end.cpu_utilization_percent.remote_total / 100 * .end.sum_received.seconds) / (.end.sum_received.bytes / 1e9)] | @tsv'
+  echo "$out" | jq -r '.end as $e | [$e.sum_received.bits_per_second / 1e9,
+      ($e.cpu_utilization_percent.remote_total / 100 * $e.sum_received.seconds) / ($e.sum_received.bytes / 1e9)]
+      | @tsv'
 }
 
 best() { sort -g -r -k1,1 | head -1; }
@@ -42,11 +44,13 @@ send_i=$(printf '%s' "${results[send_i]}" | best)
 recv_z=$(printf '%s' "${results[recv_z]}" | best)
 recv_i=$(printf '%s' "${results[recv_i]}" | best)
 # The receive CPU figure of each side is taken from the same run as its best throughput.
+field() { cut -f"$2" <<<"$1"; }                                    # field RUN N
+ratio() { echo "$(field "$1" "$3") / $(field "$2" "$3")" | bc -l; }  # ratio RUN-A RUN-B N
 printf 'send    (against iperf3 -s): zcperf -c %.2f Gbit/s, iperf3 -c %.2f Gbit/s: %.2fx\n' \
-  "$(cut -f1 <<<"$send_z")" "$(cut -f1 <<<"$send_i")" "$(echo "$(cut -f1 <<<"$send_z") / $(cut -f1 <<<"$send_i")" | bc -l)"
-printf 'receive (from iperf3 -c):    zcperf -s %.2f Gbit/s %.3f CPU s/GB, iperf3 -s %.2f Gbit/s %.3f CPU s/GB: %.2fx throughput, %.2fx CPU/GB\n' \
-  "$(cut -f1 <<<"$recv_z")" "$(cut -f2 <<<"$recv_z")" "$(cut -f1 <<<"$recv_i")" "$(cut -f2 <<<"$recv_i")" \
-  "$(echo "$(cut -f1 <<<"$recv_z") / $(cut -f1 <<<"$recv_i")" | bc -l)" "$(echo "$(cut -f2 <<<"$recv_z") / $(cut -f2 <<<"$recv_i")" | bc -l)"
+  "$(field "$send_z" 1)" "$(field "$send_i" 1)" "$(ratio "$send_z" "$send_i" 1)"
+printf 'receive (from iperf3 -c):    zcperf -s %.2f Gbit/s %.3f CPU s/GB, iperf3 -s %.2f Gbit/s %.3f CPU s/GB' \
+  "$(field "$recv_z" 1)" "$(field "$recv_z" 2)" "$(field "$recv_i" 1)" "$(field "$recv_i" 2)"
+printf ': %.2fx throughput, %.2fx CPU/GB\n' "$(ratio "$recv_z" "$recv_i" 1)" "$(ratio "$recv_z" "$recv_i" 2)"
 for k in send_z send_i recv_z recv_i; do  # every run, in order: how far the best stands from the rest
   printf '  %s Gbit/s: %s\n' "$k" "$(printf '%s' "${results[$k]}" | cut -f1 | xargs printf '%.2f ')"
 done
